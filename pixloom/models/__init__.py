@@ -1,0 +1,1 @@
+"""Networks only (nn.Module): tensors in, tensors out. One file per family."""
