@@ -1,0 +1,105 @@
+"""C6: config.json and weights are checked against the model family before anything runs."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from pixloom.api import load_model
+from pixloom.errors import CheckpointError, InvalidValue
+from pixloom.io.checkpoint import _sha256, save_checkpoint
+from pixloom.models.registry import register_model
+
+FAMILY = "io_test_tiny"
+
+
+@dataclasses.dataclass
+class TinyConfig:
+    channels: int = 4
+    hidden: int = 8
+
+    def __post_init__(self):
+        if self.channels <= 0:
+            raise InvalidValue("model.channels", self.channels, "a positive channel count")
+
+
+@register_model(FAMILY, TinyConfig)
+def build_tiny(config: TinyConfig) -> nn.Module:
+    return nn.Sequential(nn.Linear(config.channels, config.hidden), nn.Linear(config.hidden, 2))
+
+
+def _save(path, model_config=None, weights=None):
+    model_config = model_config or {"channels": 4, "hidden": 8}
+    if weights is None:
+        weights = build_tiny(TinyConfig(**model_config)).state_dict()
+    config = {"family": FAMILY, "model": model_config}
+    return save_checkpoint(path, config=config, weights=weights)
+
+
+def _rewrite_config(path, change):
+    """Edit config.json and re-seal the manifest, as an attacker with write access could."""
+    config = json.loads((path / "config.json").read_text())
+    change(config)
+    (path / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((path / "manifest.json").read_text())
+    entry = {"sha256": _sha256(path / "config.json"), "size": (path / "config.json").stat().st_size}
+    manifest["files"]["config.json"] = entry
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_load_model_builds_from_config_and_loads_weights(tmp_path):
+    source = build_tiny(TinyConfig())
+    path = _save(tmp_path / "ck", weights=source.state_dict())
+    model, checkpoint = load_model(path)
+    assert not model.training and checkpoint.family == FAMILY
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda c: c["model"].update(depth=3), "model.depth"),
+        (lambda c: c["model"].update(hidden="8"), "model.hidden"),
+        (lambda c: c["model"].update(channels=-1), "model.channels"),
+        (lambda c: c.update(family=7), "config.json:family"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_field(tmp_path, change, field):
+    path = _save(tmp_path / "ck")
+    _rewrite_config(path, change)
+    with pytest.raises(InvalidValue) as error:
+        load_model(path)
+    assert error.value.field == field
+
+
+def test_unknown_family_is_refused(tmp_path):
+    path = _save(tmp_path / "ck")
+    _rewrite_config(path, lambda c: c.update(family="no_such_family"))
+    with pytest.raises(InvalidValue, match="family='no_such_family'"):
+        load_model(path)
+
+
+def test_impossible_shape_from_builder_is_a_checkpoint_error(tmp_path):
+    path = _save(tmp_path / "ck")
+    _rewrite_config(path, lambda c: c["model"].update(hidden=-5))
+    with pytest.raises(CheckpointError, match="cannot build family"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda w: w.pop("1.bias"), "missing tensor.*1.bias"),
+        (lambda w: w.update(extra=torch.zeros(1)), "unexpected tensor.*extra"),
+        (lambda w: w.update({"0.weight": torch.zeros(8, 5)}), r"wrong shape: 0.weight \(8, 5\)"),
+    ],
+)
+def test_weights_not_matching_the_config_are_refused_by_name(tmp_path, edit, match):
+    weights = dict(build_tiny(TinyConfig()).state_dict())
+    edit(weights)
+    path = _save(tmp_path / "ck", weights=weights)
+    with pytest.raises(CheckpointError, match=match):
+        load_model(path)
