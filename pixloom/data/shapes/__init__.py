@@ -1,0 +1,1 @@
+"""The shapes world (docs SHAPES.md): procedural scenes, their renderer, captions, dataset."""

@@ -1,0 +1,71 @@
+"""Array transforms shared by the datasets: seeded randomness, resizing, crops, tensors.
+
+Images travel as float32 HxWxC arrays in [0,1] until `to_tensor` makes them CHW in [-1,1].
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pixloom.errors import InvalidValue
+
+RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def item_rng(seed: int, epoch: int, index: int, stream: int = 0) -> random.Random:
+    """A private RNG determined by (seed, epoch, index, stream); never the global RNG."""
+    return random.Random(f"pixloom:{seed}:{epoch}:{index}:{stream}")
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """float HxWx3 in [0,1] -> float32 tensor [3,H,W] in [-1,1]."""
+    chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)  # (C, H, W)
+    return torch.from_numpy(chw).mul_(2.0).sub_(1.0)
+
+
+def resize_array(array: np.ndarray, size: tuple[int, int], method: str = "bicubic") -> np.ndarray:
+    """Resize float HxWxC to (height, width) per channel in float precision.
+
+    Bicubic may overshoot slightly; the result is clipped back to [0,1] (interpolation
+    ringing, not a change of the data's range).
+    """
+    if method not in RESAMPLE:
+        raise InvalidValue("resize method", method, f"one of {', '.join(RESAMPLE)}")
+    height, width = size
+    if array.shape[:2] == (height, width):
+        return array.astype(np.float32, copy=False)
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(array[..., c], dtype=np.float32), mode="F").resize(
+                (width, height), RESAMPLE[method]
+            )
+        )
+        for c in range(array.shape[2])
+    ]
+    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)
+
+
+def resize_short_side(array: np.ndarray, side: int, method: str = "bicubic") -> np.ndarray:
+    """Resize so the shorter side equals `side`, keeping the aspect ratio."""
+    height, width = array.shape[:2]
+    scale = side / min(height, width)
+    size = (max(side, round(height * scale)), max(side, round(width * scale)))
+    return resize_array(array, size, method)
+
+
+def center_crop(array: np.ndarray, side: int) -> np.ndarray:
+    """The central side x side window of an array at least that large."""
+    height, width = array.shape[:2]
+    top, left = (height - side) // 2, (width - side) // 2
+    return array[top : top + side, left : left + side]
+
+
+def random_crop(array: np.ndarray, side: int, rng: random.Random) -> np.ndarray:
+    """A side x side window at a position drawn from rng."""
+    height, width = array.shape[:2]
+    top, left = rng.randint(0, height - side), rng.randint(0, width - side)
+    return array[top : top + side, left : left + side]

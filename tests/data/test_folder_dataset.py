@@ -1,0 +1,125 @@
+"""folder:PATH datasets: caption conventions, labels, splits, and bad input (I3, I6)."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixloom.data.registry import load_dataset
+from pixloom.errors import DataError, InvalidValue
+
+
+def _image(path, color=(200, 30, 30), size=(20, 12)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_metadata_jsonl_captions_and_class_labels(tmp_path):
+    _image(tmp_path / "cats" / "a.png")
+    _image(tmp_path / "dogs" / "b.jpg", color=(0, 0, 255))
+    lines = [
+        {"file_name": "cats/a.png", "text": "a red cat"},
+        {"file_name": "dogs/b.jpg", "text": "a blue dog"},
+    ]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    dataset = load_dataset(f"folder:{tmp_path}", resolution=8)
+    assert dataset.info.class_names == ("cats", "dogs") and dataset.info.has_captions
+    items = [dataset[i] for i in range(len(dataset))]
+    assert [(x["caption"], x["label"]) for x in items] == [("a red cat", 0), ("a blue dog", 1)]
+    assert items[0]["image"].shape == (3, 8, 8)
+    assert items[0]["image"][0].mean() > 0.5 and items[1]["image"][2].mean() > 0.9
+
+
+def test_metadata_csv_txt_captions_and_splits(tmp_path):
+    _image(tmp_path / "train" / "x.png")
+    (tmp_path / "train" / "metadata.csv").write_text('file_name,text\nx.png,"a square, red"\n')
+    _image(tmp_path / "test" / "y.png")
+    (tmp_path / "test" / "y.txt").write_text("caption from a text file\n", encoding="utf-8")
+    assert load_dataset(f"folder:{tmp_path}", resolution=8)[0]["caption"] == "a square, red"
+    test = load_dataset(f"folder:{tmp_path}", split="test", resolution=8)
+    assert test[0]["caption"] == "caption from a text file" and test[0]["label"] == -1
+    flat = tmp_path / "flat"
+    _image(flat / "z.png", size=(40, 20))
+    with pytest.raises(InvalidValue, match="split"):
+        load_dataset(f"folder:{flat}", split="test")
+    cropped = load_dataset(f"folder:{flat}", mode="random_crop", resolution=16)
+    assert cropped[0]["image"].shape == (3, 16, 16)
+
+
+def test_i3_corrupt_file_skipped_reported_and_training_continues(tmp_path, caplog):
+    _image(tmp_path / "good.png")
+    data = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "bad.png").write_bytes(data[:40])
+    (tmp_path / "fake.jpg").write_text("not an image")
+    dataset = load_dataset(f"folder:{tmp_path}", resolution=8)
+    with caplog.at_level(logging.WARNING):
+        items = [dataset[i] for i in range(len(dataset))]
+    assert all(item["image"].shape == (3, 8, 8) for item in items)
+    skipped = dict(dataset.skipped)
+    assert set(skipped) == {str(tmp_path / "bad.png"), str(tmp_path / "fake.jpg")}
+    assert "bad.png" in caplog.text and "skipped 2 file(s)" in dataset.skip_summary()
+    checked = load_dataset(f"folder:{tmp_path}", resolution=8, check_files=True)
+    assert len(checked) == 1 and len(checked.skipped) == 2
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "bad.png").write_bytes(data[:40])
+    with pytest.raises(DataError, match="no image could be decoded"):
+        load_dataset(f"folder:{only_bad}", resolution=8)[0]
+
+
+def test_i1_bomb_in_folder_is_skipped(tmp_path):
+    _image(tmp_path / "good.png")
+    _image(tmp_path / "big.png", size=(200, 200))
+    dataset = load_dataset(f"folder:{tmp_path}", resolution=8, max_pixels=10_000)
+    assert dataset[0]["image"].shape == (3, 8, 8)
+    assert "exceeds the cap" in dict(dataset.skipped)[str(tmp_path / "big.png")]
+
+
+def test_i6_empty_and_imageless_folders(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        load_dataset(f"folder:{tmp_path / 'missing'}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="empty"):
+        load_dataset(f"folder:{empty}")
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "readme.md").write_text("hi")
+    with pytest.raises(DataError, match="no images among 1 files"):
+        load_dataset(f"folder:{texts}")
+
+
+def test_i6_captions_naming_missing_images_and_bad_encodings(tmp_path, caplog):
+    _image(tmp_path / "a.png")
+    records = [
+        {"file_name": "a.png", "text": "present"},
+        {"file_name": "gone.png", "text": "absent"},
+    ]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in records))
+    with caplog.at_level(logging.WARNING):
+        dataset = load_dataset(f"folder:{tmp_path}", resolution=8)
+    assert len(dataset) == 1 and dataset[0]["caption"] == "present"
+    assert "gone.png" in caplog.text and "gone.png" in dataset.skip_summary()
+    (tmp_path / "metadata.jsonl").write_bytes(b'{"file_name": "a.png", "text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"metadata.jsonl: not UTF-8 text \(byte"):
+        load_dataset(f"folder:{tmp_path}")
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png"}\n')
+    with pytest.raises(DataError, match="line 1"):
+        load_dataset(f"folder:{tmp_path}")
+    (tmp_path / "metadata.jsonl").unlink()
+    _image(tmp_path / "b.png")
+    (tmp_path / "b.txt").write_bytes(b"\xff\xfe broken")
+    dataset = load_dataset(f"folder:{tmp_path}", resolution=8)
+    assert [p.name for p in dataset.files] == ["a.png"]
+    assert "not UTF-8" in dict(dataset.skipped)[str(tmp_path / "b.png")]
+
+
+def test_sixteen_bit_folder_images_keep_range(tmp_path):
+    values = (np.linspace(0, 65535, 64).reshape(8, 8)).astype(np.uint16)
+    tmp_path.mkdir(exist_ok=True)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    item = load_dataset(f"folder:{tmp_path}", resolution=8)[0]
+    assert item["image"].min() == -1.0 and item["image"].max() == 1.0
