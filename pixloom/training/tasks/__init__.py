@@ -1,0 +1,1 @@
+"""Training tasks, one module per family; each registers a factory with register_task."""
