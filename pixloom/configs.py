@@ -64,17 +64,26 @@ def config_from_dict(cls: type, data: Any, *, where: str = "config") -> Any:
     fields = {field.name: field for field in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise InvalidValue(f"{where}.{unknown[0]}", data[unknown[0]], f"not a field of {cls.__name__}; known: {', '.join(fields)}")
+        raise InvalidValue(
+            f"{where}.{unknown[0]}",
+            data[unknown[0]],
+            f"not a field of {cls.__name__}; known: {', '.join(fields)}",
+        )
     hints = typing.get_type_hints(cls)
-    values = {name: _check_type(value, hints[name], f"{where}.{name}") for name, value in data.items()}
+    values = {
+        name: _check_type(value, hints[name], f"{where}.{name}") for name, value in data.items()
+    }
     try:
         return cls(**values)
     except TypeError as error:  # a required field is missing
-        raise InvalidValue(where, sorted(data), f"{cls.__name__} needs every required field: {error}") from error
+        raise InvalidValue(
+            where, sorted(data), f"{cls.__name__} needs every required field: {error}"
+        ) from error
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain, JSON-ready dict of a dataclass config (tuples become lists)."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
             return [plain(item) for item in value]

@@ -25,7 +25,9 @@ def parse(argv):
 
 
 def test_flags_map_to_fields():
-    request = parse(["a red circle", "-n", "4", "--guidance-scale", "2.5", "--grid", "--tags", "x", "y"])
+    request = parse(
+        ["a red circle", "-n", "4", "--guidance-scale", "2.5", "--grid", "--tags", "x", "y"]
+    )
     assert request == Request("a red circle", 4, 2.5, "auto", True, ["x", "y"])
 
 
