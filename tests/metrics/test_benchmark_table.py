@@ -1,0 +1,41 @@
+"""benchmarks.table: markdown tables and interleaved side-by-side timing."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.table import markdown_table, time_side_by_side
+from pixloom.errors import InvalidValue
+
+
+def test_markdown_table_formats_floats_and_missing_cells():
+    table = markdown_table([{"name": "a|b", "x": 1.23456}, {"name": "c", "y": 2}])
+    assert table.splitlines() == [
+        "| name | x | y |",
+        "| --- | --- | --- |",
+        "| a\\|b | 1.235 |  |",
+        "| c |  | 2 |",
+    ]
+
+
+def test_time_side_by_side_interleaves_and_reports_ratio():
+    calls = []
+
+    def candidate(name, work):
+        def run():
+            calls.append(name)
+            sum(range(work))
+
+        return run
+
+    rows = time_side_by_side(
+        {"slow": candidate("slow", 200_000), "fast": candidate("fast", 2_000)},
+        repeats=5,
+        warmup=1,
+    )
+    assert [row["name"] for row in rows] == ["slow", "fast"]
+    assert rows[0]["ratio"] == 1.0 and rows[1]["ratio"] > 3.0
+    assert calls[:4] == ["slow", "fast", "fast", "slow"]  # order rotates each round
+    assert len(calls) == 12 and rows[1]["repeats"] == 5
+    with pytest.raises(InvalidValue, match="baseline"):
+        time_side_by_side({"a": lambda: None}, baseline="b")
