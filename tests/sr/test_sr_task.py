@@ -1,0 +1,164 @@
+"""The "sr" training task: losses on a tiny batch, deterministic pairs, an engine round trip."""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from pixloom.errors import InvalidValue
+from pixloom.pipelines.upscale import UpscalePipeline
+from pixloom.training.config import TrainConfig
+from pixloom.training.engine import train
+from pixloom.training.tasks.sr import make_sr_task
+
+TINY_EDSR = {"model": "edsr", "model_config": {"features": 8, "num_blocks": 1}}
+
+
+def _batch(size=12, count=2):
+    images = torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(0))
+    return {"image": images * 2 - 1, "index": torch.arange(count) + 3}
+
+
+@pytest.mark.parametrize("degradation", ["bicubic", "real"])
+def test_l1_loss_on_tiny_batch(degradation):
+    task = make_sr_task(
+        {**TINY_EDSR, "scale": 2, "degradation": degradation}, SimpleNamespace(resolution=12)
+    )
+    (phase,) = task.phases()
+    loss, metrics = task.loss(phase.name, _batch(), step=0)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0 and metrics["psnr"] > 0
+    assert task.export_config() == {
+        "family": "edsr",
+        "model": {"scale": 2, "channels": 3, "features": 8, "num_blocks": 1, "res_scale": 1.0},
+    }
+
+
+def test_pairs_are_deterministic_in_step_and_index():
+    options = {**TINY_EDSR, "scale": 3, "degradation": "real"}
+    task = make_sr_task(options, SimpleNamespace(resolution=12))
+    lr, hr = task.make_pair(_batch(), step=4)
+    fresh = make_sr_task(options, SimpleNamespace(resolution=12))  # no cache: recomputed
+    again, _ = fresh.make_pair(_batch(), step=4)
+    other, _ = task.make_pair(_batch(), step=5)
+    assert lr.shape == (2, 3, 4, 4) and hr.shape == (2, 3, 12, 12)
+    assert torch.equal(lr, again) and not torch.equal(lr, other)
+
+
+def test_adversarial_variant_has_two_phases():
+    options = {
+        "model": "rrdb",
+        "scale": 4,
+        "adversarial": True,
+        "model_config": {"features": 8, "growth": 4, "num_blocks": 1},
+        "discriminator": {"features": 8, "num_layers": 2},
+    }
+    task = make_sr_task(options, SimpleNamespace(resolution=16))
+    assert [p.name for p in task.phases()] == ["g", "d"]
+    assert set(task.modules()) == {"generator", "discriminator"}
+    for phase in task.phases():
+        loss, metrics = task.loss(phase.name, _batch(16), step=0)
+        assert torch.isfinite(loss)
+    assert "gan" in metrics or phase.name == "d"
+
+
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"scale": 5}, "task_options.scale"),
+        ({"colour": 1}, "task_options.colour"),
+        ({"model_config": {"scale": 2}}, "task_options.model_config.scale"),
+    ],
+)
+def test_bad_options_name_the_field(options, field):
+    with pytest.raises(InvalidValue) as error:
+        make_sr_task(options, SimpleNamespace(resolution=12))
+    assert error.value.field == field
+
+
+def test_resolution_must_be_a_multiple_of_scale():
+    with pytest.raises(InvalidValue, match="resolution=10"):
+        make_sr_task({**TINY_EDSR, "scale": 4}, SimpleNamespace(resolution=10))
+
+
+@dataclass(frozen=True)
+class PatchInfo:
+    name: str = "patches"
+    resolution: int = 12
+    channels: int = 3
+    num_classes: int = 0
+    class_names: tuple = ()
+    has_captions: bool = False
+
+
+class Patches(torch.utils.data.Dataset):
+    """Eight smooth 12x12 HR patches."""
+
+    info = PatchInfo()
+
+    def __init__(self):
+        grid = torch.linspace(0, 1, 12)
+        self.images = [
+            (torch.outer(grid, grid) * (i + 1) / 8).expand(3, 12, 12) * 2 - 1 for i in range(8)
+        ]
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return {"image": self.images[index], "caption": "", "label": -1, "index": index}
+
+
+ADVERSARIAL_RRDB = {
+    "model": "rrdb",
+    "model_config": {"features": 8, "growth": 4, "num_blocks": 1},
+    "adversarial": True,
+    "discriminator": {"features": 8, "num_layers": 2},
+}
+
+
+@pytest.mark.parametrize("options", [TINY_EDSR, ADVERSARIAL_RRDB], ids=["edsr", "esrgan"])
+def test_engine_trains_and_the_model_upscales(tmp_path, options):
+    config = TrainConfig(
+        task="sr",
+        data="patches",
+        resolution=12,
+        steps=3,
+        batch_size=4,
+        task_options={**options, "scale": 2, "lr": 1e-3},
+        precision="fp32",
+        device="cpu",
+        out=str(tmp_path / "run"),
+        checkpoint_every=3,
+        tensorboard=False,
+        progress=False,
+        ema_warmup=1,
+    )
+    result = train(config, dataset=Patches())
+    assert result.model is not None and np.isfinite(result.metrics["g/loss"])
+    pipe = UpscalePipeline(str(result.model), precision="fp32")
+    out = pipe(np.zeros((5, 7, 3), np.uint8))
+    assert out.images[0].size == (14, 10) and pipe.sha256
+
+
+def test_init_from_a_smaller_scale_loads_all_but_the_upsampler(tmp_path):
+    from pixloom.io.checkpoint import save_checkpoint
+    from pixloom.training.tasks.sr import load_generator_weights
+
+    x2 = make_sr_task({**TINY_EDSR, "scale": 2}, SimpleNamespace(resolution=12))
+    path = save_checkpoint(
+        tmp_path / "x2", config=x2.export_config(), weights=x2.generator.state_dict()
+    )
+    x4 = make_sr_task(
+        {**TINY_EDSR, "scale": 4, "init_from": str(path)}, SimpleNamespace(resolution=12)
+    )
+    assert torch.equal(x4.generator.head.weight, x2.generator.head.weight)
+    assert all(name.startswith("upsample") for name in x4.fresh)
+    espcn = make_sr_task({"model": "espcn", "scale": 4}, SimpleNamespace(resolution=12))
+    with pytest.raises(InvalidValue, match="init_from"):
+        load_generator_weights(espcn.generator, "espcn", str(path))
