@@ -55,7 +55,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         kwargs = _flag_kwargs(field, _unwrap_optional(hints[field.name]))
         if field.metadata.get("positional"):
-            if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING:
+            if (
+                field.default is not dataclasses.MISSING
+                or field.default_factory is not dataclasses.MISSING
+            ):
                 kwargs["nargs"] = "?" if kwargs.get("nargs") is None else "*"
             parser.add_argument(field.name, **kwargs)
             continue

@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "pixloom.cli.train",
     "eval": "pixloom.cli.eval",
     "demo": "pixloom.cli.demo",
+    "generate": "pixloom.cli.generate",
 }
 
 

@@ -31,6 +31,9 @@ FAMILY_MODULES: list[str] = [
     "pixloom.models.sr",
     "pixloom.models.classifier",
     "pixloom.models.scene_parser",
+    "pixloom.models.mlp_gan",
+    "pixloom.models.dcgan",
+    "pixloom.models.stylegan",
 ]
 
 

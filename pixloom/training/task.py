@@ -70,6 +70,8 @@ _TASKS: dict[str, TaskFactory] = {}
 TASK_MODULES: list[str] = [
     "pixloom.training.tasks.classifier",
     "pixloom.training.tasks.scene_parser",
+    "pixloom.training.tasks.sr",
+    "pixloom.training.tasks.gan",
 ]
 
 

@@ -1,0 +1,207 @@
+"""Text-image alignment on the shapes world (SHAPES.md), with the real-render ceiling."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pixloom.data.shapes.prompts import prompt_record_to_scene
+from pixloom.data.shapes.render import render_scene
+from pixloom.data.shapes.suites import SUITE_NAMES, read_prompt_file, suite_path
+from pixloom.errors import DataError, InvalidValue, require
+from pixloom.io.images import decode_image, read_png_metadata
+from pixloom.metrics.alignment import image_matches, summarize_alignment
+from pixloom.metrics.report import CategoryScore, EvalReport, Figure, MetricProtocol
+
+Generate = Callable[[str, int, int], list]  # (prompt, num_images, seed) -> PIL images
+RENDERS = "renders"
+
+
+@dataclass
+class AlignmentRequest:
+    """What `pixloom eval alignment` measures."""
+
+    prompts: str = field(
+        default="all",
+        metadata={"help": f"a suite ({', '.join(SUITE_NAMES)}), 'all', or a .jsonl prompt file"},
+    )
+    model: str = field(
+        default=RENDERS,
+        metadata={"help": "generator name or path; 'renders' scores real renders only"},
+    )
+    images: Path | None = field(
+        default=None, metadata={"help": "score PNGs generated earlier (prompt read from metadata)"}
+    )
+    images_per_prompt: int = field(
+        default=4, metadata={"help": "images per prompt; image i uses seed + i"}
+    )
+    seed: int = field(default=0, metadata={"help": "first seed"})
+    resolution: int = field(default=32, metadata={"help": "side of the real renders"})
+    oracle: str = field(default="shapes-oracle", metadata={"help": "scene parser name or path"})
+    out: Path | None = field(
+        default=None, metadata={"help": "report.json to write (an .html is written beside it)"}
+    )
+
+    def __post_init__(self):
+        require(
+            1 <= self.images_per_prompt <= 1000,
+            "images_per_prompt",
+            self.images_per_prompt,
+            "1 to 1000",
+        )
+        require(0 <= self.seed < 2**63, "seed", self.seed, "0 to 2**63-1")
+        require(16 <= self.resolution <= 256, "resolution", self.resolution, "16 to 256")
+
+
+def load_prompts(prompts: str) -> list[dict]:
+    """Records of a suite name, 'all' suites, or a prompt file path."""
+    if prompts == "all":
+        return [record for name in SUITE_NAMES for record in read_prompt_file(suite_path(name))]
+    if prompts in SUITE_NAMES:
+        return read_prompt_file(suite_path(prompts))
+    if not Path(prompts).is_file():
+        raise InvalidValue(
+            "prompts",
+            prompts,
+            f"'all', a suite ({', '.join(SUITE_NAMES)}) or an existing .jsonl file",
+        )
+    return read_prompt_file(prompts)
+
+
+def render_record(record: dict, seed: int, resolution: int) -> Image.Image:
+    """A real render satisfying a prompt record (unspecified attributes drawn from seed)."""
+    scene = prompt_record_to_scene(record, random.Random(f"render:{seed}:{record['prompt']}"))
+    return Image.fromarray((render_scene(scene, resolution) * 255).round().astype(np.uint8))
+
+
+def _to_batch(images: list[Image.Image]) -> torch.Tensor:
+    arrays = np.stack(
+        [np.asarray(image.convert("RGB"), dtype=np.float32) / 255 for image in images]
+    )
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2) * 2 - 1  # (B, 3, H, W) in [-1, 1]
+
+
+def score_images(
+    oracle, records: list[dict], images: list[list[Image.Image]], batch: int = 128
+) -> list[list[bool]]:
+    """Oracle verdicts, one list of bools per record."""
+    flat = [(r, image) for r, group in enumerate(images) for image in group]
+    verdicts: list[list[bool]] = [[] for _ in records]
+    for start in range(0, len(flat), batch):
+        chunk = flat[start : start + batch]
+        by_size: dict[tuple, list[int]] = {}
+        for i, (_, image) in enumerate(chunk):
+            by_size.setdefault(image.size, []).append(i)
+        parsed: dict[int, list] = {}
+        for indices in by_size.values():
+            for i, scene in zip(indices, oracle.parse(_to_batch([chunk[i][1] for i in indices]))):
+                parsed[i] = scene
+        for i, (r, _) in enumerate(chunk):
+            verdicts[r].append(image_matches(parsed[i], records[r]))
+    return verdicts
+
+
+def images_from_folder(folder: Path, records: list[dict]) -> list[list[Image.Image]]:
+    """Group PNGs of `folder` by the prompt in their metadata, in the order of `records`."""
+    by_prompt: dict[str, list[Image.Image]] = {record["prompt"]: [] for record in records}
+    paths = sorted(folder.glob("*.png"))
+    if not paths:
+        raise DataError(f"no PNG images in {folder}")
+    for path in paths:
+        metadata = read_png_metadata(path) or {}
+        prompt = (metadata.get("request") or {}).get("prompt")
+        if prompt in by_prompt:
+            by_prompt[prompt].append(decode_image(path))
+    missing = [prompt for prompt, group in by_prompt.items() if not group]
+    if missing:
+        raise DataError(f"{len(missing)} prompts have no image in {folder}, e.g. {missing[0]!r}")
+    return [by_prompt[record["prompt"]] for record in records]
+
+
+def _categories(summary: dict) -> list[CategoryScore]:
+    return [
+        CategoryScore(name, round(score["accuracy"] * score["images"]), score["images"])
+        for name, score in summary["categories"].items()
+    ]
+
+
+@dataclass
+class AlignmentOutcome:
+    result: dict  # every figure with its protocol (the JSON report's "alignment" part)
+    report: EvalReport
+    samples: list  # a few images for the HTML page
+
+
+def evaluate_alignment(
+    request: AlignmentRequest, oracle, generate: Generate | None = None
+) -> AlignmentOutcome:
+    """Score the model's images (or folder images) and real renders of every prompt."""
+    records = load_prompts(request.prompts)
+    seeds = range(request.seed, request.seed + request.images_per_prompt)
+    renders = [
+        [render_record(r, s, request.resolution) for s in seeds]
+        for r in tqdm(records, desc="render", leave=False)
+    ]
+    result = {
+        "protocol": {
+            "prompts": request.prompts,
+            "records": len(records),
+            "images_per_prompt": request.images_per_prompt,
+            "seeds": f"{seeds.start}-{seeds.stop - 1}",
+            "oracle": oracle.name,
+            "oracle_sha256": oracle.sha256,
+            "rule": "SHAPES.md: exact count, one-to-one attribute matching, relations by centres",
+        }
+    }
+    result["renders"] = summarize_alignment(records, score_images(oracle, records, renders))
+    samples = [group[0] for group in renders[:: max(1, len(records) // 24)]]
+    if request.images is not None:
+        generated = images_from_folder(Path(request.images), records)
+        result["model"] = {"images": str(request.images)}
+    elif generate is not None:
+        generated = [
+            generate(r["prompt"], request.images_per_prompt, request.seed)
+            for r in tqdm(records, desc="generate")
+        ]
+        result["model"] = {"name": request.model}
+    else:
+        generated = None
+    if generated is not None:
+        result["generated"] = summarize_alignment(records, score_images(oracle, records, generated))
+        samples = [group[0] for group in generated[:: max(1, len(records) // 24)]]
+    scored = result.get("generated", result["renders"])
+    protocol = MetricProtocol(
+        feature_network=oracle.name,
+        num_generated=scored["overall"]["images"],
+        seeds=result["protocol"]["seeds"],
+        details=result["protocol"],
+    )
+    report = EvalReport(
+        title=f"alignment: {request.model if generated is not None else 'real renders'} on {request.prompts}",
+        figures=[
+            Figure(
+                "alignment_overall",
+                scored["overall"]["accuracy"],
+                protocol,
+                interval=tuple(scored["overall"]["ci95"]),
+            )
+        ],
+        categories=_categories(scored),
+        model=result.get("model", {"name": RENDERS}),
+    )
+    report.figures.append(
+        Figure(
+            "alignment_renders_overall",
+            result["renders"]["overall"]["accuracy"],
+            protocol,
+            interval=tuple(result["renders"]["overall"]["ci95"]),
+        )
+    )
+    return AlignmentOutcome(result, report, samples)
