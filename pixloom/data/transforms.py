@@ -69,3 +69,13 @@ def random_crop(array: np.ndarray, side: int, rng: random.Random) -> np.ndarray:
     height, width = array.shape[:2]
     top, left = rng.randint(0, height - side), rng.randint(0, width - side)
     return array[top : top + side, left : left + side]
+
+
+def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Resize a batch [B,C,H,W] to side x side: bilinear, antialiased when shrinking."""
+    if images.shape[-2:] == (side, side):
+        return images
+    shrinking = images.shape[-1] > side or images.shape[-2] > side
+    return torch.nn.functional.interpolate(
+        images, size=(side, side), mode="bilinear", antialias=shrinking, align_corners=False
+    )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from pixloom.metrics.features import check_images
+from pixloom.metrics.features import prepare_images
 from pixloom.models.classifier import Classifier
 
 
@@ -19,18 +18,7 @@ class ClassifierOracle:
         self.resolution = network.config.resolution
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        check_images(images)
-        images = images.float().to(next(self.network.parameters()).device)
-        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
-            shrinking = images.shape[-1] > self.resolution
-            images = F.interpolate(
-                images,
-                size=(self.resolution,) * 2,
-                mode="bilinear",
-                antialias=shrinking,
-                align_corners=False,
-            )
-        return images
+        return prepare_images(images, self.network, self.resolution)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

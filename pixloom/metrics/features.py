@@ -87,3 +87,12 @@ def extract(
         outputs.append(out.detach().to("cpu", torch.float32))
     require(len(outputs) > 0, "batches", "empty", "at least one batch of images")
     return torch.cat(outputs)
+
+
+def prepare_images(images: torch.Tensor, network: torch.nn.Module, side: int) -> torch.Tensor:
+    """Check a batch, move it to the network's device in fp32, resize it to side x side."""
+    from pixloom.data.transforms import resize_square
+
+    check_images(images)
+    device = next(network.parameters()).device
+    return resize_square(images.float().to(device), side)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from pixloom.data.shapes.targets import COLOR_NAMES, SIZE_NAMES, cell_center
 from pixloom.data.shapes.world import POSITIONS, SHAPES
-from pixloom.metrics.features import check_images
+from pixloom.metrics.features import prepare_images
 from pixloom.models.scene_parser import SceneParser, split_cell_outputs
 
 
@@ -40,15 +39,7 @@ class ShapesOracle:
         self.resolution = network.config.resolution
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        check_images(images)
-        side = self.resolution
-        images = images.float().to(next(self.network.parameters()).device)
-        if images.shape[-1] != side or images.shape[-2] != side:
-            shrinking = images.shape[-1] > side
-            images = F.interpolate(
-                images, size=(side, side), mode="bilinear", antialias=shrinking, align_corners=False
-            )
-        return images
+        return prepare_images(images, self.network, self.resolution)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from pixloom.configs import config_from_dict, config_to_dict
 from pixloom.data.artifacts import ArtifactOptions, apply_artifacts
+from pixloom.data.transforms import resize_square
 from pixloom.errors import DataError, require
 from pixloom.models.scene_parser import SceneParser, SceneParserConfig, split_cell_outputs
 from pixloom.training.task import Phase, register_task
@@ -33,16 +34,6 @@ class SceneParserTaskOptions:
 
     def __post_init__(self):
         require(self.lr > 0, "task_options.lr", self.lr, "a positive learning rate")
-
-
-def resize_to(images: torch.Tensor, side: int) -> torch.Tensor:
-    """Bilinear resize to side x side (antialiased when shrinking)."""
-    if images.shape[-1] == side:
-        return images
-    shrinking = images.shape[-1] > side
-    return F.interpolate(
-        images, size=side, mode="bilinear", antialias=shrinking, align_corners=False
-    )
 
 
 def scene_parser_loss(
@@ -102,7 +93,7 @@ class SceneParserTask:
     def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Corrupt the renders, resize to the network's side, score every cell."""
         images = apply_artifacts(batch["image"], self.options.artifacts)
-        images = resize_to(images, self.options.resolution)
+        images = resize_square(images, self.options.resolution)
         return scene_parser_loss(self.parser(images), batch["target"])
 
     def export_config(self) -> dict:
