@@ -108,10 +108,12 @@ def run_sr(args: argparse.Namespace) -> int:
 
     request = dataclass_from_args(SrEvalRequest, args)
     result, report = evaluate_upscaler(request)
-    print(f"{'method':<12} {'psnr_y':>8} {'ssim_y':>8} {'psnr_rgb':>9} {'ssim_rgb':>9}")
-    for method, means in result["mean"].items():
+    width = max(len(method) for method in result["mean"])
+    print(f"{'method':<{width}} {'psnr_y':>8} {'ssim_y':>8} {'psnr_rgb':>9} {'ssim_rgb':>9}")
+    for method, m in result["mean"].items():
         print(
-            f"{method:<12} {means['psnr_y']:>8.3f} {means['ssim_y']:>8.4f} {means['psnr_rgb']:>9.3f} {means['ssim_rgb']:>9.4f}"
+            f"{method:<{width}} {m['psnr_y']:>8.3f} {m['ssim_y']:>8.4f}"
+            f" {m['psnr_rgb']:>9.3f} {m['ssim_rgb']:>9.4f}"
         )
     _write(report, result, request.out)
     return 0

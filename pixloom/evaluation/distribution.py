@@ -136,7 +136,9 @@ def evaluate_distribution(
             raise DataError(
                 f"num_images={count} exceeds the {name} split of {request.data} ({len(dataset)} images); lower -n"
             )
-    subset = request.kid_subset_size or min(1000, count // 2)  # subsets smaller than the set give a spread
+    subset = request.kid_subset_size or min(
+        1000, count // 2
+    )  # subsets smaller than the set give a spread
     real, _ = _features(extractor, _dataset_batches(train, count), "train features")
     floor, floor_probs = _features(extractor, _dataset_batches(test, count), "test features")
     seeds = f"{request.seed}-{request.seed + count - 1}"

@@ -22,9 +22,9 @@ def oracle_name_for(data: str) -> str:
 
 def load_oracle(name_or_path: str, *, device: str = "cpu"):
     """Load a scene-parser or classifier checkpoint as its oracle wrapper."""
-    from pixloom.models.loading import load_model, resolve_checkpoint
     from pixloom.metrics.classifier_oracle import ClassifierOracle
     from pixloom.metrics.shapes_oracle import ShapesOracle
+    from pixloom.models.loading import load_model, resolve_checkpoint
 
     network, checkpoint = load_model(resolve_checkpoint(name_or_path))
     network = network.to(device)

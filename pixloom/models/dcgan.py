@@ -1,0 +1,126 @@
+"""dcgan: the conditional DCGAN (Radford et al. 2016) without BatchNorm.
+
+BatchNorm is left out (it is slow under bf16 on CPU and couples the images of a batch);
+the text condition enters the generator as a projected vector concatenated to z, and the
+discriminator through a projection head (Miyato & Koyama 2018).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from pixloom.errors import require
+from pixloom.models.gan_conditioning import (
+    ProjectionHead,
+    TextProjection,
+    check_condition,
+    make_text_encoder,
+    text_dim,
+)
+from pixloom.models.registry import register_model
+
+
+@dataclass
+class DcganConfig:
+    resolution: int = 32  # output side: 4 * 2**k (16, 32, 64, 128)
+    z_dim: int = 128  # latent width
+    width: int = 32  # channels at full resolution; doubled per halving, capped at max_width
+    max_width: int = 256  # channel cap
+    text_encoder: dict[str, Any] = field(default_factory=dict)  # encoder spec; {}: uncond.
+
+    def __post_init__(self) -> None:
+        side = self.resolution
+        require(
+            side >= 8 and side & (side - 1) == 0,
+            "model.resolution",
+            side,
+            "a power of two >= 8 (16, 32, 64, 128)",
+        )
+        require(self.z_dim >= 1, "model.z_dim", self.z_dim, "an integer >= 1")
+        require(self.width >= 1, "model.width", self.width, "an integer >= 1")
+        require(self.max_width >= self.width, "model.max_width", self.max_width, ">= width")
+        text_dim(self.text_encoder)
+
+    def channels(self, side: int) -> int:
+        """Channels of the feature map of side `side`."""
+        return min(self.width * self.resolution // side, self.max_width)
+
+
+def _sides(config: DcganConfig) -> list[int]:
+    sides, side = [], 4
+    while side <= config.resolution:
+        sides.append(side)
+        side *= 2
+    return sides  # [4, 8, ..., resolution]
+
+
+class DcganGenerator(nn.Module):
+    """net(z, None, cond) -> images (B, 3, R, R) in [-1, 1]."""
+
+    def __init__(self, config: DcganConfig):
+        super().__init__()
+        self.config = config
+        self.text_encoder = make_text_encoder(config.text_encoder)
+        dim = text_dim(config.text_encoder)
+        self.text = TextProjection(dim, config.z_dim) if dim else None
+        sides = _sides(config)
+        self.start = nn.Linear(config.z_dim * (2 if dim else 1), config.channels(4) * 16)
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(config.channels(a), config.channels(b), 4, 2, 1)
+            for a, b in zip(sides[:-1], sides[1:])
+        )
+        self.act = nn.LeakyReLU(0.2)
+        self.to_rgb = nn.Conv2d(config.channels(config.resolution), 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, t: Any = None, cond: Any = None) -> torch.Tensor:
+        """Latents (B, z_dim) and the text embedding -> images."""
+        check_condition(self.config.text_encoder, cond, z.shape[0])
+        x = z if self.text is None else torch.cat([z, self.text(cond.pooled.to(z.dtype))], 1)
+        x = self.act(self.start(x)).view(z.shape[0], -1, 4, 4)  # (B, C4, 4, 4)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for up in self.ups:
+            x = self.act(up(x))
+        return torch.tanh(self.to_rgb(x))
+
+
+class DcganDiscriminator(nn.Module):
+    """net(images, None, cond) -> logits (B,)."""
+
+    def __init__(self, config: DcganConfig):
+        super().__init__()
+        self.config = config
+        sides = _sides(config)[::-1]  # [R, ..., 4]
+        self.from_rgb = nn.Conv2d(3, config.channels(config.resolution), 3, padding=1)
+        self.downs = nn.ModuleList(
+            nn.Conv2d(config.channels(a), config.channels(b), 4, 2, 1)
+            for a, b in zip(sides[:-1], sides[1:])
+        )
+        self.act = nn.LeakyReLU(0.2)
+        features = config.channels(4)
+        self.flat = nn.Linear(features * 16, features)
+        self.head = ProjectionHead(features, text_dim(config.text_encoder))
+
+    def forward(self, x: torch.Tensor, t: Any = None, cond: Any = None) -> torch.Tensor:
+        """Images (B, 3, R, R) -> logits."""
+        check_condition(self.config.text_encoder, cond, x.shape[0])
+        x = self.act(self.from_rgb(x))
+        for down in self.downs:
+            x = self.act(down(x))
+        h = self.act(self.flat(x.flatten(1)))  # (B, C4*16) -> (B, C4)
+        return self.head(h, cond)
+
+
+@register_model("dcgan", DcganConfig)
+def build_dcgan_generator(config: DcganConfig) -> DcganGenerator:
+    """The dcgan generator."""
+    return DcganGenerator(config)
+
+
+@register_model("dcgan-discriminator", DcganConfig)
+def build_dcgan_discriminator(config: DcganConfig) -> DcganDiscriminator:
+    """The dcgan discriminator."""
+    return DcganDiscriminator(config)

@@ -1,0 +1,332 @@
+"""Text-to-image with the GAN families (mlp-gan, dcgan, stylegan).
+
+    pipe = pixloom.load("shapes-t2i")
+    result = pipe("a red circle", num_images=4, seed=0)      # result.images: list of PIL
+    generate_files(TextToImageRequest("a red circle", num_images=4, out="outputs"))
+
+Image i of a call uses seed + i: its latent comes from its own torch.Generator, and the
+network runs one image at a time through the same kernels, so any image replays bit for
+bit on its own (`pixloom generate --from image.png`). The prompt is encoded by the encoder
+named in the checkpoint's config (built-in ones live inside the generator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from pixloom import __version__
+from pixloom.devices import autocast, resolve_device, resolve_precision
+from pixloom.errors import InvalidValue, PixloomError, require
+from pixloom.sampling.truncation import conditional_mean_w, truncate
+
+DEFAULT_MODEL = "shapes-t2i"
+MAX_PROMPT_CHARS = 2000  # longer prompts are refused; encoders truncate tokens past max_length
+MAX_IMAGES = 256
+MAX_SEED = 2**63 - 1
+GAN_FAMILIES = ("mlp-gan", "dcgan", "stylegan")
+
+
+def _meta(help_text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": help_text, **extra}
+
+
+@dataclass
+class TextToImageRequest:
+    """Every parameter of a generate job: one definition for the CLI, the API and the server."""
+
+    prompt: str | None = field(
+        default=None,
+        metadata=_meta(
+            "the text to draw (tokens past the encoder's limit are dropped)", positional=True
+        ),
+    )
+    num_images: int | None = field(
+        default=None, metadata=_meta(f"images to draw, 1 to {MAX_IMAGES}; default 1", short="-n")
+    )
+    seed: int | None = field(default=None, metadata=_meta("seed of image 0; image i uses seed + i"))
+    truncation: float | None = field(
+        default=None, metadata=_meta("psi in (0, 1]: pull toward the prompt's mean; default 1")
+    )
+    model: str | None = field(
+        default=None, metadata=_meta(f"shipped name or checkpoint dir; default {DEFAULT_MODEL}")
+    )
+    out: str = field(default="outputs", metadata=_meta("output folder", short="-o"))
+    grid: bool = field(default=False, metadata=_meta("also write one grid of all images"))
+    overwrite: bool = field(default=False, metadata=_meta("replace existing output files"))
+    from_image: str | None = field(
+        default=None, metadata=_meta("replay the request stored in a pixloom PNG", short="--from")
+    )
+    precision: Literal["auto", "fp32", "bf16"] | None = field(
+        default=None, metadata=_meta("bf16 on capable hardware under auto (the default)")
+    )
+    device: str = field(default="auto", metadata=_meta("auto, cpu, cuda or cuda:N"))
+
+    def __post_init__(self) -> None:
+        if self.prompt is not None:
+            require(isinstance(self.prompt, str), "prompt", self.prompt, "a string")
+            require(
+                len(self.prompt) <= MAX_PROMPT_CHARS,
+                "prompt",
+                f"{len(self.prompt)} characters",
+                f"at most {MAX_PROMPT_CHARS} characters",
+            )
+        require(
+            self.prompt is not None or self.from_image is not None,
+            "prompt",
+            None,
+            "a prompt, or --from IMAGE.png to replay one",
+        )
+        if self.num_images is not None:
+            require(
+                _is_int(self.num_images) and 1 <= self.num_images <= MAX_IMAGES,
+                "num_images",
+                self.num_images,
+                f"an integer from 1 to {MAX_IMAGES}",
+            )
+        if self.seed is not None:
+            require(
+                _is_int(self.seed)
+                and self.seed >= 0
+                and self.seed + (self.num_images or 1) - 1 <= MAX_SEED,
+                "seed",
+                self.seed,
+                f"an integer from 0 to {MAX_SEED} - num_images + 1",
+            )
+        if self.truncation is not None:
+            require(
+                isinstance(self.truncation, (int, float)) and 0 < self.truncation <= 1,
+                "truncation",
+                self.truncation,
+                "a number in (0, 1]",
+            )
+        require(bool(str(self.out).strip()), "out", self.out, "an output folder path")
+        require(
+            self.precision in (None, "auto", "fp32", "bf16"),
+            "precision",
+            self.precision,
+            "one of auto, fp32, bf16",
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class Result:
+    """Generated images and one metadata dict per image."""
+
+    images: list[Image.Image]
+    metadata: list[dict[str, Any]]
+
+
+def draw_latents(count: int, z_dim: int, *, seed: int) -> torch.Tensor:
+    """(count, z_dim) standard normal latents; row i from its own generator seeded seed + i."""
+    rows = [
+        torch.randn(z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(count)
+    ]
+    return torch.stack(rows)
+
+
+def tensor_to_images(images: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] -> 8-bit RGB PIL images (NaN become 0)."""
+    pixels = ((images.detach().float().cpu().nan_to_num(-1.0).clamp(-1, 1) + 1) * 127.5).round()
+    array = pixels.to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+    return [Image.fromarray(np.ascontiguousarray(image)) for image in array]
+
+
+def demo_prompts() -> list[str]:
+    """Prompts for `make demo`: a single object, two objects, a relation and a count."""
+    return [
+        "a red circle",
+        "a large blue square in the top left corner",
+        "a yellow triangle and a green star",
+        "a small white circle to the left of a large red square",
+        "three green stars",
+    ]
+
+
+class TextToImagePipeline:
+    """pipe(prompt, num_images=, seed=, truncation=) -> Result; see the module docstring."""
+
+    def __init__(self, generator: nn.Module, *, name: str, sha256: str | None, family: str,
+                 device: Any = "auto", precision: str = "auto"):  # fmt: skip
+        require(family in GAN_FAMILIES, "model", name, f"a text-to-image model ({GAN_FAMILIES})")
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.generator = generator.eval().requires_grad_(False).to(self.device)
+        self.name, self.sha256, self.family = name, sha256, family
+        self.config = generator.config
+        spec = self.config.text_encoder
+        self.encoder = None
+        if spec:
+            from pixloom.text.registry import load_text_encoder
+
+            self.encoder = generator.text_encoder or load_text_encoder(spec)
+
+    def resolve(self, request: TextToImageRequest) -> TextToImageRequest:
+        """The request with every None replaced by this model's default."""
+        return dataclasses.replace(
+            request,
+            num_images=1 if request.num_images is None else request.num_images,
+            seed=0 if request.seed is None else request.seed,
+            truncation=1.0 if request.truncation is None else float(request.truncation),
+            model=request.model or self.name,
+            precision=request.precision or self.precision,
+        )
+
+    @torch.no_grad()
+    def _run(self, prompt: str, z: torch.Tensor, psi: float, precision: str) -> torch.Tensor:
+        """Images (B, 3, R, R) float for latents z, one network call per image."""
+        cond = self.encoder.encode([prompt]) if self.encoder is not None else None
+        cond = None if cond is None else cond.to(self.device)
+        generator, out = self.generator, []
+        center = None
+        with autocast(self.device, precision):
+            if self.family == "stylegan" and psi != 1:
+                center = conditional_mean_w(
+                    generator.map, cond, z_dim=self.config.z_dim, device=self.device
+                )
+            for row in z.to(self.device):
+                if self.family == "stylegan":
+                    w = generator.map(row[None], cond)
+                    w = truncate(w, center.to(w.dtype), psi) if center is not None else w
+                    image = generator.synthesize(w, cond, noise_mode="const")
+                else:
+                    image = generator(row[None] * psi, None, cond)
+                out.append(image.float())
+        return torch.cat(out)
+
+    def __call__(self, prompt: str, *, num_images: int = 1, seed: int = 0,
+                 truncation: float | None = None, precision: str | None = None) -> Result:  # fmt: skip
+        """Draw `num_images` images of `prompt`; image i from seed + i."""
+        request = self.resolve(
+            TextToImageRequest(
+                prompt, num_images=num_images, seed=seed, truncation=truncation, precision=precision
+            )  # fmt: skip
+        )
+        z = draw_latents(request.num_images, self.config.z_dim, seed=request.seed)
+        precision = resolve_precision(request.precision, self.device)
+        images = self._run(request.prompt, z, request.truncation, precision)
+        used = [precision] * len(images)
+        bad = _bad_images(images)
+        if bad and precision != "fp32":  # G1: retry the bad images in fp32
+            retried = self._run(request.prompt, z[bad], request.truncation, "fp32")
+            for j, i in enumerate(bad):
+                images[i], used[i] = retried[j], "fp32"
+            bad = _bad_images(images)
+        if bad:
+            raise PixloomError(
+                f"{self.name} produced all-black or non-finite images for seeds "
+                f"{[request.seed + i for i in bad]} even in fp32; the checkpoint may be broken"
+            )
+        pictures = tensor_to_images(images)
+        metadata = [self._metadata(request, i, used[i]) for i in range(len(pictures))]
+        return Result(pictures, metadata)
+
+    def _metadata(self, request: TextToImageRequest, index: int, precision: str) -> dict:
+        """Everything needed to replay image `index` alone."""
+        replay = dataclasses.replace(
+            request, num_images=1, seed=request.seed + index, precision=precision,
+            from_image=None, grid=False, overwrite=False,
+        )  # fmt: skip
+        return {
+            "prompt": request.prompt,
+            "seed": request.seed + index,
+            "model": self.name,
+            "model_sha256": self.sha256,
+            "pixloom_version": __version__,
+            "chain": [{"step": "generate", "request": dataclasses.asdict(replay),
+                       "family": self.family, "precision": precision}],
+        }  # fmt: skip
+
+
+def _bad_images(images: torch.Tensor) -> list[int]:
+    """Indices of images with non-finite values or every 8-bit pixel black (G1)."""
+    finite = torch.isfinite(images).flatten(1).all(1)
+    black = (images.nan_to_num(-1.0) <= -1 + 1 / 255).flatten(1).all(1)
+    return [i for i in range(len(images)) if not finite[i] or black[i]]
+
+
+def from_checkpoint(
+    model: nn.Module, checkpoint: Any, *, device: Any = "auto"
+) -> TextToImagePipeline:
+    """Pipeline factory for pixloom.api.load: a loaded generator and its Checkpoint."""
+    return TextToImagePipeline(
+        model, name=Path(checkpoint.path).name, sha256=checkpoint.sha256,
+        family=checkpoint.family, device=device,
+    )  # fmt: skip
+
+
+def _slug(prompt: str) -> str:
+    words = re.findall(r"[a-z0-9]+", prompt.lower())
+    return "-".join(words)[:48].strip("-") or "image"
+
+
+def replay_request(path: str | Path, request: TextToImageRequest) -> TextToImageRequest:
+    """The request stored in a generated PNG, with this request's out/overwrite/model kept."""
+    from pixloom.io.images import read_png_metadata
+
+    metadata = read_png_metadata(path)
+    steps = [s for s in (metadata or {}).get("chain", []) if s.get("step") == "generate"]
+    if not steps:
+        raise InvalidValue("from_image", str(path), "a PNG written by pixloom generate")
+    stored = dict(steps[-1]["request"])
+    names = {f.name for f in dataclasses.fields(TextToImageRequest)}
+    stored = {k: v for k, v in stored.items() if k in names}
+    stored.update(out=request.out, overwrite=request.overwrite, grid=False, from_image=None,
+                  device=request.device)  # fmt: skip
+    return TextToImageRequest(**stored)
+
+
+def generate_files(
+    request: TextToImageRequest, pipe: TextToImagePipeline | None = None
+) -> list[Path]:
+    """Run a request and write its PNGs (and grid) inside request.out; returns the paths."""
+    from pixloom.io.grid import make_grid
+    from pixloom.io.images import save_png
+
+    if request.from_image is not None:
+        request = replay_request(request.from_image, request)
+    if pipe is None:
+        import pixloom.api
+
+        pipe = pixloom.api.load(request.model or DEFAULT_MODEL, device=request.device)
+        require(
+            isinstance(pipe, TextToImagePipeline), "model", request.model, "a text-to-image model"
+        )
+    resolved = pipe.resolve(request)
+    out, slug = Path(resolved.out), _slug(resolved.prompt)
+    names = [f"{slug}-{resolved.seed + i}.png" for i in range(resolved.num_images)]
+    targets = [out / name for name in names] + (
+        [out / f"{slug}-{resolved.seed}-grid.png"] if resolved.grid else []
+    )
+    for target in targets:  # refuse before drawing anything (R3)
+        if target.exists() and not resolved.overwrite:
+            raise InvalidValue("overwrite", False, f"True to replace {target}, or another --out")
+    result = pipe(resolved.prompt, num_images=resolved.num_images, seed=resolved.seed,
+                  truncation=resolved.truncation, precision=resolved.precision)  # fmt: skip
+    written = [
+        save_png(image, target, metadata=meta, overwrite=resolved.overwrite)
+        for image, target, meta in zip(result.images, targets, result.metadata)
+    ]
+    if resolved.grid:
+        grid = make_grid(result.images)
+        written.append(
+            save_png(
+                grid,
+                targets[-1],
+                metadata={"prompt": resolved.prompt},
+                overwrite=resolved.overwrite,
+            )
+        )
+    return written

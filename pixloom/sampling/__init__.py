@@ -1,0 +1,1 @@
+"""Sampling processes (not networks): truncation, and later AR/flow samplers."""

@@ -1,0 +1,1 @@
+"""Text encoders behind one interface: encode(list[str]) -> TextEmbedding (DESIGN.md)."""

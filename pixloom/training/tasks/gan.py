@@ -1,0 +1,248 @@
+"""Task "gan": text-conditional (or unconditional) GAN training of mlp-gan, dcgan, stylegan.
+
+Phases (StyleGAN2-ADA's layout, Karras et al. 2020): "g" (non-saturating loss, style
+mixing for stylegan), "d" (logistic loss + the matching-aware term: real image with a
+shifted caption counts as fake, Reed et al. 2016) and the lazy "r1" phase every
+`r1_interval` steps (Mescheder et al. 2018). DiffAugment (Zhao et al. 2020) is applied to
+every image the discriminator sees. The engine keeps an EMA of the generator, which holds
+the built-in text encoder when there is one; frozen encoders are cached by caption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+
+from pixloom.configs import config_from_dict, config_to_dict
+from pixloom.errors import require
+from pixloom.models.registry import build_model, get_model_entry
+from pixloom.sampling.truncation import style_mix
+from pixloom.training.augment import diff_augment, parse_policy
+from pixloom.training.task import Phase, register_task
+from pixloom.training.tasks.gan_losses import (
+    discriminator_loss,
+    generator_loss,
+    mismatched,
+    r1_penalty,
+)
+
+FAMILIES = ("mlp-gan", "dcgan", "stylegan")
+
+
+@dataclass
+class GanTaskOptions:
+    """Options of the gan task (TrainConfig.task_options)."""
+
+    model: Literal["mlp-gan", "dcgan", "stylegan"] = "stylegan"
+    model_config: dict[str, Any] = field(default_factory=dict)  # fields of the family config
+    text_encoder: str = "builtin"  # builtin | minilm | hf:PATH | none (unconditional)
+    text_encoder_config: dict[str, Any] = field(default_factory=dict)  # builtin: dim, layers..
+    vocab_size: int = 1024  # builtin: most frequent caption words kept (+ specials)
+    vocab_captions: int = 20_000  # builtin: training captions scanned for the vocabulary
+    g_lr: float = 0.002  # Adam, betas (0, 0.99) as in StyleGAN2
+    d_lr: float = 0.002
+    r1_gamma: float = 0.05  # R1 weight (0 disables the phase)
+    r1_interval: int = 16  # lazy regularization interval
+    mismatch_weight: float = 0.5  # matching-aware D term (0 disables)
+    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
+    style_mixing: float = 0.9  # stylegan: probability of mixing two ws in the G phase
+    preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
+
+    def __post_init__(self) -> None:
+        for name in ("g_lr", "d_lr"):
+            require(getattr(self, name) > 0, f"task_options.{name}", getattr(self, name), "> 0")
+        require(self.r1_gamma >= 0, "task_options.r1_gamma", self.r1_gamma, ">= 0")
+        require(self.r1_interval >= 1, "task_options.r1_interval", self.r1_interval, ">= 1")
+        require(
+            self.mismatch_weight >= 0, "task_options.mismatch_weight", self.mismatch_weight, ">= 0"
+        )
+        require(
+            0 <= self.style_mixing <= 1, "task_options.style_mixing", self.style_mixing, "0 to 1"
+        )
+        require(self.vocab_size >= 4, "task_options.vocab_size", self.vocab_size, ">= 4")
+        parse_policy(self.augment)
+
+
+def caption_sample(dataset_info: Any, count: int) -> list[str]:
+    """Captions of the first `count` training items (the built-in vocabulary's source)."""
+    from pixloom.data.registry import load_dataset
+
+    dataset = load_dataset(dataset_info.name, split="train", resolution=dataset_info.resolution)
+    captions = []
+    for index in range(min(count, len(dataset))):
+        if hasattr(dataset, "caption"):  # the shapes world captions without rendering
+            captions.append(dataset.caption(index))
+        else:
+            captions.append(dataset[index]["caption"])
+    return captions
+
+
+def text_encoder_spec(options: GanTaskOptions, dataset_info: Any) -> dict[str, Any]:
+    """The encoder spec stored in the generator config ({} when unconditional)."""
+    if options.text_encoder == "none":
+        return {}
+    if options.text_encoder == "builtin":
+        from pixloom.text.builtin import BuiltinTextConfig, build_vocabulary
+
+        require(
+            getattr(dataset_info, "has_captions", False),
+            "task_options.text_encoder",
+            "builtin",
+            f"'none': dataset {dataset_info.name} has no captions",
+        )
+        vocab = build_vocabulary(
+            caption_sample(dataset_info, options.vocab_captions), max_size=options.vocab_size
+        )
+        fields = {**options.text_encoder_config, "vocab": vocab}
+        config = config_from_dict(
+            BuiltinTextConfig, fields, where="task_options.text_encoder_config"
+        )
+        return {"name": "builtin", **config_to_dict(config)}
+    from pixloom.text.registry import load_text_encoder
+
+    encoder = load_text_encoder(options.text_encoder, **options.text_encoder_config)
+    return {"name": encoder.name, "dim": encoder.dim, "max_length": encoder.max_length}
+
+
+class GanTask:
+    """Phases g, d and (lazy) r1 over a generator/discriminator pair of one family."""
+
+    ema_module = "generator"
+
+    def __init__(self, options: GanTaskOptions, dataset_info: Any):
+        self.options = options
+        spec = text_encoder_spec(options, dataset_info)
+        entry = get_model_entry(options.model)
+        fields = {
+            **options.model_config,
+            "resolution": dataset_info.resolution,
+            "text_encoder": spec,
+        }
+        self.model_config = config_from_dict(
+            entry.config_cls, fields, where="task_options.model_config"
+        )
+        self.generator = build_model(options.model, self.model_config)
+        self.discriminator = build_model(f"{options.model}-discriminator", self.model_config)
+        self.frozen = None
+        if spec and spec["name"] != "builtin":
+            from pixloom.text.registry import CachedEncoder, load_text_encoder
+
+            self.frozen = CachedEncoder(load_text_encoder(spec))
+        self.preview_prompts = list(options.preview_prompts)
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Generator (with the built-in encoder inside) and discriminator."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def phases(self) -> list[Phase]:
+        """g, d, and r1 every r1_interval steps (Adam betas (0, 0.99), StyleGAN2)."""
+        options, betas = self.options, (0.0, 0.99)
+        phases = [
+            Phase("g", ["generator"], options.g_lr, betas=betas),
+            Phase("d", ["discriminator"], options.d_lr, betas=betas),
+        ]
+        if options.r1_gamma > 0:
+            phases.append(
+                Phase(
+                    "r1", ["discriminator"], options.d_lr, betas=betas, interval=options.r1_interval
+                )
+            )
+        return phases
+
+    def embed(self, generator: nn.Module, captions: list[str], device: torch.device):
+        """TextEmbedding of the captions on `device` (None when unconditional)."""
+        if not self.model_config.text_encoder:
+            return None
+        if generator.text_encoder is not None:
+            return generator.text_encoder.encode(captions)
+        return self.frozen.encode(captions).to(device)
+
+    def generate(self, cond: Any, batch: int, device: torch.device, mix: bool) -> torch.Tensor:
+        """Fake images for a batch (style mixing for stylegan when `mix`)."""
+        z = torch.randn(batch, self.model_config.z_dim, device=device)
+        if self.options.model != "stylegan":
+            return self.generator(z, None, cond)
+        generator = self.generator
+        ws = generator.map(z, cond)[:, None].expand(-1, self.model_config.num_ws, -1)
+        if mix and self.options.style_mixing > 0:
+            other = generator.map(torch.randn_like(z), cond)[:, None].expand_as(ws)
+            crossover = torch.randint(1, self.model_config.num_ws, (batch,), device=device)
+            use = torch.rand(batch, device=device) < self.options.style_mixing
+            crossover = torch.where(use, crossover, torch.full_like(crossover, ws.shape[1]))
+            ws = style_mix(ws, other, crossover)
+        return generator.synthesize(ws, cond)
+
+    def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of `phase` on a batch of real images and captions."""
+        real, device = batch["image"], batch["image"].device
+        count, policy = real.shape[0], self.options.augment
+        if not self.preview_prompts and self.model_config.text_encoder:
+            self.preview_prompts = list(batch["caption"][:8])
+        if phase == "g":
+            cond = self.embed(self.generator, batch["caption"], device)
+            fake = self.generate(cond, count, device, mix=True)
+            loss = generator_loss(self.discriminator(diff_augment(fake, policy), None, cond))
+            return loss, {}
+        with torch.no_grad():
+            cond = self.embed(self.generator, batch["caption"], device)
+        if phase == "d":
+            with torch.no_grad():
+                fake = self.generate(cond, count, device, mix=True)
+            real_logits = self.discriminator(diff_augment(real, policy), None, cond)
+            fake_logits = self.discriminator(diff_augment(fake, policy), None, cond)
+            wrong = None
+            if cond is not None and self.options.mismatch_weight > 0 and count > 1:
+                wrong_cond = cond.select(mismatched(count, device))
+                wrong = self.discriminator(diff_augment(real, policy), None, wrong_cond)
+            loss = discriminator_loss(
+                real_logits, fake_logits, wrong, mismatch_weight=self.options.mismatch_weight
+            )
+            metrics = {
+                "real": float(real_logits.detach().float().mean()),
+                "fake": float(fake_logits.detach().float().mean()),
+            }
+            return loss, metrics
+        return self.r1_loss(real, cond)
+
+    def r1_loss(self, real: torch.Tensor, cond: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Lazy R1 in fp32 (double backward), scaled by the interval as in StyleGAN2."""
+        with torch.autocast(real.device.type, enabled=False):
+            real = diff_augment(real.float(), self.options.augment).detach().requires_grad_(True)
+            if cond is not None:
+                cond = type(cond)(cond.tokens.float(), cond.mask, cond.pooled.float())
+            penalty = r1_penalty(self.discriminator(real, None, cond), real)
+        scale = self.options.r1_gamma / 2 * self.options.r1_interval
+        return penalty * scale, {"penalty": float(penalty.detach())}
+
+    def export_config(self) -> dict:
+        """The generator's family and config (text encoder spec and vocabulary included)."""
+        return {"family": self.options.model, "model": config_to_dict(self.model_config)}
+
+    def state_dict(self) -> dict:
+        """The preview prompts (so a resumed run draws the same grids)."""
+        return {"preview_prompts": list(self.preview_prompts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the preview prompts."""
+        self.preview_prompts = list(state.get("preview_prompts", []))
+
+    def sample_images(self, modules: dict[str, nn.Module], step: int) -> list | None:
+        """One image per preview prompt (or 8 unconditional ones), seeds 0.., EMA weights."""
+        from pixloom.pipelines.text_to_image import draw_latents, tensor_to_images
+
+        generator = modules["generator"]
+        device = next(generator.parameters()).device
+        prompts = self.preview_prompts or [""] * 8
+        cond = self.embed(generator, prompts, device)
+        z = draw_latents(len(prompts), self.model_config.z_dim, seed=0).to(device)
+        extra = {"noise_mode": "const"} if self.options.model == "stylegan" else {}
+        return tensor_to_images(generator(z, None, cond, **extra))
+
+
+@register_task("gan")
+def make_gan_task(options: dict, dataset_info: Any) -> GanTask:
+    """Build the GAN task from its options (unknown options are refused by name)."""
+    return GanTask(config_from_dict(GanTaskOptions, options, where="task_options"), dataset_info)

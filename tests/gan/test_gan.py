@@ -1,0 +1,131 @@
+"""GAN families, the gan task, truncation/mixing, DiffAugment and the text-to-image pipeline."""
+
+import pytest
+import torch
+
+from pixloom.configs import config_to_dict
+from pixloom.data.registry import DatasetInfo
+from pixloom.models.registry import build_model
+from pixloom.sampling.truncation import style_mix, truncate
+from pixloom.text.builtin import build_vocabulary
+from pixloom.training.augment import diff_augment
+from pixloom.training.tasks.gan import GanTask, GanTaskOptions
+
+VOCAB = build_vocabulary(["a red circle", "two blue squares", "a green star above a square"])
+SPEC = {"name": "builtin", "vocab": VOCAB, "dim": 16, "layers": 1, "heads": 2, "max_length": 12}
+TINY = {
+    "mlp-gan": {"resolution": 16, "z_dim": 8, "hidden": 16, "layers": 1},
+    "dcgan": {"resolution": 16, "z_dim": 8, "width": 4, "max_width": 8},
+    "stylegan": {"resolution": 16, "z_dim": 8, "w_dim": 8, "mapping_layers": 1,
+                 "channel_base": 64, "channel_max": 8, "attention_max_side": 8,
+                 "attention_heads": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+@pytest.mark.parametrize("conditional", [True, False])
+def test_family_forward_backward_save_load(family, conditional, tmp_path):
+    from pixloom.api import load_model
+    from pixloom.io.checkpoint import save_checkpoint
+
+    config = {**TINY[family], "text_encoder": SPEC if conditional else {}}
+    generator = build_model(family, config)
+    discriminator = build_model(f"{family}-discriminator", config)
+    cond = generator.text_encoder.encode(["a red circle", "a blue star"]) if conditional else None
+    images = generator(torch.randn(2, config["z_dim"]), None, cond)
+    side = config["resolution"]
+    assert images.shape == (2, 3, side, side) and torch.isfinite(images).all()
+    logits = discriminator(images, None, cond)
+    assert logits.shape == (2,)
+    logits.sum().backward()
+    grads = [p.grad for p in generator.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    save_checkpoint(tmp_path / "m", config={"family": family, "model": config},
+                    weights=generator.state_dict())  # fmt: skip
+    loaded, checkpoint = load_model(tmp_path / "m")
+    assert checkpoint.family == family
+    for name, tensor in generator.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_missing_condition_is_refused():
+    from pixloom.errors import InvalidValue
+
+    generator = build_model("mlp-gan", {**TINY["mlp-gan"], "text_encoder": SPEC})
+    with pytest.raises(InvalidValue, match="cond"):
+        generator(torch.randn(2, 8), None, None)
+
+
+def test_bad_model_config_names_field():
+    from pixloom.errors import InvalidValue
+
+    with pytest.raises(InvalidValue, match="model.resolution"):
+        build_model("stylegan", {"resolution": 24})
+
+
+def test_truncation_and_style_mixing():
+    w, center = torch.ones(2, 4), torch.zeros(1, 4)
+    assert torch.allclose(truncate(w, center, 0.5), torch.full((2, 4), 0.5))
+    a, b = torch.zeros(2, 3, 1), torch.ones(2, 3, 1)
+    mixed = style_mix(a, b, torch.tensor([1, 3]))
+    assert mixed[0, :, 0].tolist() == [0, 1, 1] and mixed[1, :, 0].tolist() == [0, 0, 0]
+
+
+def test_diff_augment_shapes_and_gradients():
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    y = diff_augment(x, "color,translation,cutout")
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.equal(diff_augment(x, ""), x)
+
+
+def _task(family, **options):
+    info = DatasetInfo(name="shapes", resolution=TINY[family]["resolution"], has_captions=True)
+    options = {"model": family, "model_config": {k: v for k, v in TINY[family].items()
+               if k != "resolution"}, "text_encoder_config": {"dim": 16, "layers": 1, "heads": 2},
+               "vocab_captions": 50, **options}  # fmt: skip
+    from pixloom.configs import config_from_dict
+
+    return GanTask(config_from_dict(GanTaskOptions, options), info)
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_task_one_step_of_each_phase(family):
+    task = _task(family, augment="translation", r1_interval=2)
+    side = TINY[family]["resolution"]
+    batch = {"image": torch.rand(4, 3, side, side) * 2 - 1,
+             "caption": ["a red circle", "two blue squares", "a star", "a green star"]}  # fmt: skip
+    assert [p.name for p in task.phases()] == ["g", "d", "r1"]
+    for phase in ("g", "d", "r1"):
+        loss, metrics = task.loss(phase, batch, 0)
+        assert torch.isfinite(loss)
+        loss.backward()
+    assert task.export_config()["model"]["text_encoder"]["name"] == "builtin"
+    images = task.sample_images(task.modules(), 0)
+    assert len(images) == 4 and images[0].size == (side, side)
+
+
+def test_unconditional_task_has_no_text():
+    task = _task("dcgan", text_encoder="none")
+    batch = {"image": torch.zeros(2, 3, 16, 16), "caption": ["", ""]}
+    loss, _ = task.loss("d", batch, 0)
+    assert torch.isfinite(loss) and task.export_config()["model"]["text_encoder"] == {}
+
+
+def test_engine_trains_gan_steps(tmp_path):
+    from pixloom.data.registry import load_dataset
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.engine import train
+
+    options = {"model": "mlp-gan", "model_config": {"z_dim": 8, "hidden": 16, "layers": 1},
+               "text_encoder_config": {"dim": 16, "layers": 1, "heads": 2}, "vocab_captions": 50,
+               "r1_interval": 2}  # fmt: skip
+    config = TrainConfig(task="gan", data="shapes", resolution=16, task_options=options,
+                         steps=3, batch_size=4, out=str(tmp_path / "run"), progress=False,
+                         tensorboard=False, sample_every=3, precision="fp32")  # fmt: skip
+    dataset = load_dataset("shapes", resolution=16, train_size=64)
+    result = train(config, dataset=dataset)
+    assert result.step == 3 and result.model is not None
+    assert (tmp_path / "run" / "samples" / "step-0000003.png").exists()
+    assert config_to_dict(config)["task"] == "gan"
