@@ -24,8 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the request from the flags, generate, print the written paths."""
-    from pixloom.pipelines.text_to_image import TextToImageRequest, generate_files
+    import pixloom.api
+    from pixloom.pipelines.text_to_image import (
+        DEFAULT_MODEL,
+        TextToImageRequest,
+        generate_files,
+        replay_request,
+    )
 
-    for path in generate_files(dataclass_from_args(TextToImageRequest, args)):
+    request = dataclass_from_args(TextToImageRequest, args)
+    if request.from_image is not None:
+        request = replay_request(request.from_image, request)
+    pipe = pixloom.api.load(request.model or DEFAULT_MODEL, device=request.device)
+    for path in generate_files(request, pipe):
         print(path)
     return 0

@@ -2,7 +2,7 @@
 
     pipe = pixloom.load("shapes-t2i")
     result = pipe("a red circle", num_images=4, seed=0)      # result.images: list of PIL
-    generate_files(TextToImageRequest("a red circle", num_images=4, out="outputs"))
+    generate_files(TextToImageRequest("a red circle", num_images=4, out="outputs"), pipe)
 
 Image i of a call uses seed + i: its latent comes from its own torch.Generator, and the
 network runs one image at a time through the same kernels, so any image replays bit for
@@ -288,22 +288,19 @@ def replay_request(path: str | Path, request: TextToImageRequest) -> TextToImage
     return TextToImageRequest(**stored)
 
 
-def generate_files(
-    request: TextToImageRequest, pipe: TextToImagePipeline | None = None
-) -> list[Path]:
-    """Run a request and write its PNGs (and grid) inside request.out; returns the paths."""
+def generate_files(request: TextToImageRequest, pipe: TextToImagePipeline) -> list[Path]:
+    """Run a request and write its PNGs (and grid) inside request.out; returns the paths.
+
+    A request with `from_image` must be expanded with replay_request first (the caller loads
+    the model the stored request names).
+    """
     from pixloom.io.grid import make_grid
     from pixloom.io.images import save_png
 
-    if request.from_image is not None:
-        request = replay_request(request.from_image, request)
-    if pipe is None:
-        import pixloom.api
-
-        pipe = pixloom.api.load(request.model or DEFAULT_MODEL, device=request.device)
-        require(
-            isinstance(pipe, TextToImagePipeline), "model", request.model, "a text-to-image model"
-        )
+    require(
+        request.from_image is None, "from_image", request.from_image, "expanded by replay_request"
+    )
+    require(isinstance(pipe, TextToImagePipeline), "model", request.model, "a text-to-image model")
     resolved = pipe.resolve(request)
     out, slug = Path(resolved.out), _slug(resolved.prompt)
     names = [f"{slug}-{resolved.seed + i}.png" for i in range(resolved.num_images)]

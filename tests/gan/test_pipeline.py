@@ -9,7 +9,7 @@ from pixloom.errors import InvalidValue, PixloomError
 from pixloom.io.checkpoint import save_checkpoint
 from pixloom.io.images import read_png_metadata
 from pixloom.models.registry import build_model
-from pixloom.pipelines.text_to_image import TextToImageRequest, generate_files
+from pixloom.pipelines.text_to_image import TextToImageRequest, generate_files, replay_request
 from pixloom.text.builtin import build_vocabulary
 
 SPEC = {"name": "builtin", "vocab": build_vocabulary(["a red circle", "a blue square"]),
@@ -71,7 +71,7 @@ def test_files_replay_and_no_overwrite(pipe, model_dir, tmp_path):
     with pytest.raises(InvalidValue, match="overwrite"):
         generate_files(request, pipe)
     replay = TextToImageRequest(from_image=str(paths[1]), out=str(tmp_path / "replay"))
-    (again,) = generate_files(replay, pipe)
+    (again,) = generate_files(replay_request(replay.from_image, replay), pipe)
     from PIL import Image
 
     assert _equal(Image.open(again), Image.open(paths[1]))
