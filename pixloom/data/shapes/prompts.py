@@ -38,7 +38,9 @@ def scene_relations(scene: Scene) -> list[dict[str, Any]]:
 
 def _cells_differ(first, second, relation: str) -> bool:
     cell_a, cell_b = POSITIONS.index(first.position), POSITIONS.index(second.position)
-    return cell_a % 3 != cell_b % 3 if relation == "left_of" else cell_a // 3 != cell_b // 3
+    if relation in ("left_of", "right_of"):
+        return cell_a % 3 != cell_b % 3
+    return cell_a // 3 != cell_b // 3
 
 
 def scene_to_prompt_record(
@@ -105,6 +107,8 @@ def validate_prompt_record(record: Any, where: str = "prompt record") -> dict[st
 def prompt_record_to_scene(record: dict[str, Any], rng: random.Random) -> Scene:
     """A scene satisfying the record; unspecified attributes are drawn from rng.
 
+    Relations hold clearly: the two objects are at least one grid column (or row) apart.
+
     Raises DataError when no placement satisfies the positions and relations (e.g. more than
     nine objects, or contradictory relations).
     """
@@ -130,8 +134,9 @@ def prompt_record_to_scene(record: dict[str, Any], rng: random.Random) -> Scene:
                     cell,
                 )
             )
-        if all(
+        if all(  # clearly: a grid column (row) apart, as in training captions
             relation_holds(placed[r["a"]], placed[r["b"]], r["type"])
+            and _cells_differ(placed[r["a"]], placed[r["b"]], r["type"])
             for r in record.get("relations", [])
         ):
             return Scene(tuple(placed), background=rng.uniform(0.02, 0.08), noise=rng.randrange(64))
