@@ -9,6 +9,7 @@ Network"), so the same weights accept any resolution divisible by the downsampli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -26,6 +27,7 @@ class ClassifierConfig:
     width: int = 32  # channels of the first stage; each later stage doubles them
     depth: int = 3  # stages; every stage after the first halves the resolution
     groups: int = 8  # GroupNorm groups; width must be divisible by it
+    norm: Literal["group", "batch"] = "group"  # BatchNorm is several times faster in bf16 on CPU
 
     def __post_init__(self) -> None:
         require(self.depth >= 1, "depth", self.depth, "an integer >= 1")
@@ -47,14 +49,19 @@ class ClassifierConfig:
         )
 
 
-class ResidualBlock(nn.Module):
-    """Pre-activation block: GN-SiLU-conv3x3 twice, plus a 1x1 projection when widths differ."""
+def make_norm(kind: str, channels: int, groups: int) -> nn.Module:
+    """GroupNorm(groups) or BatchNorm2d over `channels`."""
+    return nn.GroupNorm(groups, channels) if kind == "group" else nn.BatchNorm2d(channels)
 
-    def __init__(self, in_channels: int, out_channels: int, groups: int):
+
+class ResidualBlock(nn.Module):
+    """Pre-activation block: norm-SiLU-conv3x3 twice, plus a 1x1 projection when widths differ."""
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int, norm: str = "group"):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)  # GN follows
-        self.norm2 = nn.GroupNorm(groups, out_channels)
+        self.norm1 = make_norm(norm, in_channels, groups)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)  # norm follows
+        self.norm2 = make_norm(norm, out_channels, groups)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = (
             nn.Identity()
@@ -79,12 +86,12 @@ class Classifier(nn.Module):
         stages = []
         for index in range(config.depth):
             out_channels = config.width * 2**index
-            block = ResidualBlock(channels, out_channels, config.groups)
+            block = ResidualBlock(channels, out_channels, config.groups, config.norm)
             pool = nn.AvgPool2d(2) if index > 0 else nn.Identity()
             stages.append(nn.Sequential(pool, block))
             channels = out_channels
         self.stages = nn.Sequential(*stages)
-        self.head_norm = nn.GroupNorm(config.groups, channels)
+        self.head_norm = make_norm(config.norm, channels, config.groups)
         self.head = nn.Linear(channels, config.num_classes)
         self.feature_dim = channels
 

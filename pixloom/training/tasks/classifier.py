@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -19,6 +19,7 @@ from pixloom.training.task import Phase, register_task
 class ClassifierTaskOptions:
     width: int = 32  # channels of the first stage
     depth: int = 3  # stages (each later one halves the resolution)
+    norm: Literal["group", "batch"] = "group"  # normalization layers of the classifier
     lr: float = 2e-3  # AdamW learning rate
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     label_smoothing: float = 0.0  # Szegedy et al. 2016; 0 disables
@@ -69,6 +70,7 @@ class ClassifierTask:
             num_classes=num_classes,
             width=options.width,
             depth=options.depth,
+            norm=options.norm,
         )
         self.classifier = Classifier(self.model_config)
 
