@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from pixloom.metrics.features import prepare_images
+from pixloom.metrics.features import NetworkFeatures
 from pixloom.models.classifier import Classifier
 
 
-class ClassifierOracle:
+class ClassifierOracle(NetworkFeatures):
     """Wraps pixloom.models.classifier (e.g. the digits oracle); implements ClassifierExtractor."""
 
     def __init__(self, network: Classifier, *, name: str = "classifier", sha256: str = ""):
-        self.network = network.eval()
-        self.name = f"{name}-features"
-        self.sha256 = sha256
-        self.resolution = network.config.resolution
-
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        return prepare_images(images, self.network, self.resolution)
-
-    @torch.no_grad()
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled penultimate features [B, D]."""
-        return self.network.features(self._prepare(images)).float().cpu()
+        super().__init__(network, name=name, sha256=sha256)
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:

@@ -89,10 +89,27 @@ def extract(
     return torch.cat(outputs)
 
 
-def prepare_images(images: torch.Tensor, network: torch.nn.Module, side: int) -> torch.Tensor:
-    """Check a batch, move it to the network's device in fp32, resize it to side x side."""
-    from pixloom.data.transforms import resize_square
+class NetworkFeatures:
+    """What pixloom's oracles share: a trained network with `.features()` and `.config.resolution`.
 
-    check_images(images)
-    device = next(network.parameters()).device
-    return resize_square(images.float().to(device), side)
+    Inputs of any side are checked, moved to the network's device in fp32 and resized to the
+    network's side (bilinear, antialiased when shrinking); `name` goes into every report.
+    """
+
+    def __init__(self, network: torch.nn.Module, *, name: str, sha256: str = ""):
+        self.network = network.eval()
+        self.name = f"{name}-features"
+        self.sha256 = sha256
+        self.resolution = network.config.resolution
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        from pixloom.data.transforms import resize_square
+
+        check_images(images)
+        device = next(self.network.parameters()).device
+        return resize_square(images.float().to(device), self.resolution)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate features [B, D] of the network."""
+        return self.network.features(self._prepare(images)).float().cpu()

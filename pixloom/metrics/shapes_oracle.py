@@ -13,7 +13,7 @@ import torch
 
 from pixloom.data.shapes.targets import COLOR_NAMES, SIZE_NAMES, cell_center
 from pixloom.data.shapes.world import POSITIONS, SHAPES
-from pixloom.metrics.features import prepare_images
+from pixloom.metrics.features import NetworkFeatures
 from pixloom.models.scene_parser import SceneParser, split_cell_outputs
 
 
@@ -29,22 +29,11 @@ class ParsedObject:
     confidence: float
 
 
-class ShapesOracle:
+class ShapesOracle(NetworkFeatures):
     """Scene parser + feature extractor (implements metrics.features.ClassifierExtractor)."""
 
     def __init__(self, network: SceneParser, *, name: str = "shapes-oracle", sha256: str = ""):
-        self.network = network.eval()
-        self.name = f"{name}-features"
-        self.sha256 = sha256
-        self.resolution = network.config.resolution
-
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        return prepare_images(images, self.network, self.resolution)
-
-    @torch.no_grad()
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate features [B, D] (the FID/KID space of the shapes world)."""
-        return self.network.features(self._prepare(images)).float().cpu()
+        super().__init__(network, name=name, sha256=sha256)
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
