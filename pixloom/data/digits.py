@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 from pixloom.data.memory import ArrayDataset, check_resolution, fixed_split, gray_to_rgb
 from pixloom.data.registry import DatasetInfo, register_dataset
-from pixloom.errors import require
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -29,15 +29,7 @@ class DigitsOptions:
     """Options of the digits dataset."""
 
     seed: int = 0  # seeds the caption phrasing
-    resample: str = "bicubic"  # "bicubic" or "bilinear"
-
-    def __post_init__(self):
-        require(
-            self.resample in ("bicubic", "bilinear"),
-            "resample",
-            self.resample,
-            "bicubic or bilinear",
-        )
+    resample: Literal["bicubic", "bilinear"] = "bicubic"  # checked by the options parser
 
 
 def digit_caption(label: int, rng: random.Random) -> str:

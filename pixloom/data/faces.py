@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pixloom.data.memory import ArrayDataset, check_resolution, fixed_split, gray_to_rgb
 from pixloom.data.registry import DatasetInfo, register_dataset
-from pixloom.errors import require
 
 FACE_COUNT = 100  # lfw_subset holds 100 faces followed by 100 non-faces
 
@@ -15,15 +15,7 @@ FACE_COUNT = 100  # lfw_subset holds 100 faces followed by 100 non-faces
 class FacesOptions:
     """Options of the faces dataset."""
 
-    resample: str = "bicubic"  # "bicubic" or "bilinear"
-
-    def __post_init__(self):
-        require(
-            self.resample in ("bicubic", "bilinear"),
-            "resample",
-            self.resample,
-            "bicubic or bilinear",
-        )
+    resample: Literal["bicubic", "bilinear"] = "bicubic"  # checked by the options parser
 
 
 @register_dataset("faces", FacesOptions)
