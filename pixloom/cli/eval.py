@@ -47,7 +47,7 @@ def _generator(model: str):
     return lambda prompt, count, seed: pipeline(prompt, num_images=count, seed=seed).images
 
 
-def _write(report, result, out: Path | None, samples=None) -> None:
+def _write(report, result, out: Path | None, samples=None, model: str | None = None) -> None:
     from pixloom.metrics.report import report_to_dict, write_html_report, write_json_report
 
     if out is None:
@@ -58,7 +58,10 @@ def _write(report, result, out: Path | None, samples=None) -> None:
         data = report_to_dict(report)
         data["details"] = result
         out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    html = write_html_report(report, out.with_suffix(".html"), samples=samples)
+    from pixloom.evaluation.runs import find_run_log
+
+    log = find_run_log(model)  # the page plots the run's losses over steps when it has them
+    html = write_html_report(report, out.with_suffix(".html"), samples=samples, log_path=log)
     print(f"report: {out}\npage: {html}")
 
 
@@ -77,7 +80,7 @@ def run_alignment(args: argparse.Namespace) -> int:
                 print(
                     f"  {category:<11} {score['accuracy']:.3f}  [{low:.3f}, {high:.3f}]  n={score['images']}"
                 )
-    _write(outcome.report, outcome.result, request.out, outcome.samples)
+    _write(outcome.report, outcome.result, request.out, outcome.samples, request.model)
     return 0
 
 
@@ -98,7 +101,7 @@ def run_distribution(args: argparse.Namespace) -> int:
         spread = f" ± {figure.std:.4g}" if figure.std is not None else ""
         print(f"{figure.name:<26} {figure.value:.4g}{spread}")
     print(f"features: {extractor.name}; samples: {report.figures[0].protocol.num_real}")
-    _write(report, None, request.out)
+    _write(report, None, request.out, model=request.model)
     return 0
 
 
@@ -115,5 +118,5 @@ def run_sr(args: argparse.Namespace) -> int:
             f"{method:<{width}} {m['psnr_y']:>8.3f} {m['ssim_y']:>8.4f}"
             f" {m['psnr_rgb']:>9.3f} {m['ssim_rgb']:>9.4f}"
         )
-    _write(report, result, request.out)
+    _write(report, result, request.out, model=request.model)
     return 0

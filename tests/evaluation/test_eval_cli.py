@@ -194,3 +194,15 @@ def test_scene_parser_task_trains_a_step():
     loss.backward()
     assert torch.isfinite(loss) and 0 <= stats["color"] <= 1
     assert task.export_config()["family"] == "scene-parser"
+
+
+def test_run_log_is_found_for_run_checkpoints(tmp_path):
+    from pixloom.evaluation.runs import find_run_log
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "checkpoints" / "step-0000010").mkdir(parents=True)
+    (run / "log.jsonl").write_text('{"step": 10, "g/loss": 1.0}\n')
+    assert find_run_log(str(run / "model")) == run / "log.jsonl"
+    assert find_run_log(str(run / "checkpoints" / "step-0000010")) == run / "log.jsonl"
+    assert find_run_log("bicubic") is None and find_run_log(None) is None
