@@ -48,9 +48,11 @@ class FolderOptions:
     seed: int = 0  # seeds the random crops
     check_files: bool = False  # decode every image up front and skip the bad ones
     max_pixels: int | None = None  # decode cap; None: the pixloom default (see io/images.py)
+    cache_mb: int = 2048  # decoded images kept in memory per process (MiB); 0 disables
 
     def __post_init__(self):
         require(self.mode in ("resize", "random_crop"), "mode", self.mode, "resize or random_crop")
+        require(self.cache_mb >= 0, "cache_mb", self.cache_mb, "an integer >= 0 (MiB)")
 
 
 def _split_folder(root: Path, split: str) -> Path:
@@ -115,6 +117,8 @@ class FolderDataset(ImageDataset):
         self.folder, self.options, self.split = folder, options, split
         self.skipped: list[tuple[str, str]] = []
         self._bad: set[int] = set()
+        self._cache: dict[int, np.ndarray] = {}  # index -> decoded float image (see _decoded)
+        self._cached_bytes = 0
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(f"{folder}: the folder is empty")
@@ -197,8 +201,18 @@ class FolderDataset(ImageDataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def _decoded(self, index: int) -> np.ndarray:
+        """The decoded image, from memory after its first use while the cache budget lasts."""
+        array = self._cache.get(index)
+        if array is None:
+            array = load_image_array(self.files[index], max_pixels=self.options.max_pixels)
+            if self._cached_bytes + array.nbytes <= self.options.cache_mb * 2**20:
+                self._cache[index] = array  # crops below are views; to_tensor copies them
+                self._cached_bytes += array.nbytes
+        return array
+
     def _pixels(self, index: int) -> np.ndarray:
-        array = load_image_array(self.files[index], max_pixels=self.options.max_pixels)
+        array = self._decoded(index)
         side = self.info.resolution
         if self.options.mode == "resize" or min(array.shape[:2]) < side:
             array = resize_short_side(array, side)

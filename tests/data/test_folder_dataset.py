@@ -123,3 +123,28 @@ def test_sixteen_bit_folder_images_keep_range(tmp_path):
     Image.fromarray(values).save(tmp_path / "deep.png")
     item = load_dataset(f"folder:{tmp_path}", resolution=8)[0]
     assert item["image"].min() == -1.0 and item["image"].max() == 1.0
+
+
+def test_decoded_images_are_cached_within_the_budget(tmp_path, monkeypatch):
+    import torch
+
+    import pixloom.data.folder as folder_module
+
+    for i in range(2):
+        Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    calls = []
+    real = folder_module.load_image_array
+    monkeypatch.setattr(
+        folder_module, "load_image_array", lambda *a, **k: calls.append(a) or real(*a, **k)
+    )
+    cached = load_dataset(f"folder:{tmp_path}", resolution=16, mode="random_crop")
+    first = cached[0]["image"].clone()
+    cached.set_epoch(1)
+    again = cached[0]["image"]
+    assert len(calls) == 1  # decoded once, cropped every time
+    assert first.shape == again.shape == (3, 16, 16)
+    assert torch.equal(again, cached[0]["image"])  # the cached pixels are not changed by use
+    uncached = load_dataset(f"folder:{tmp_path}", resolution=16, cache_mb=0)
+    uncached[1]
+    uncached[1]
+    assert len(calls) == 3
