@@ -116,7 +116,8 @@ def images_from_folder(folder: Path, records: list[dict]) -> list[list[Image.Ima
         raise DataError(f"no PNG images in {folder}")
     for path in paths:
         metadata = read_png_metadata(path) or {}
-        prompt = (metadata.get("request") or {}).get("prompt")
+        # `pixloom generate` writes the prompt at the top level; other tools nest a request.
+        prompt = metadata.get("prompt") or (metadata.get("request") or {}).get("prompt")
         if prompt in by_prompt:
             by_prompt[prompt].append(decode_image(path))
     missing = [prompt for prompt, group in by_prompt.items() if not group]

@@ -74,7 +74,7 @@ def test_alignment_scores_folder_images_by_their_metadata(tiny_shapes_oracle, tm
         save_png(
             render_record(record, 0, 32),
             folder / f"{i:03d}.png",
-            metadata={"request": {"prompt": record["prompt"]}},
+            metadata={"prompt": record["prompt"]},
         )
     out = tmp_path / "r.json"
     assert (
