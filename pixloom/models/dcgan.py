@@ -69,8 +69,14 @@ class DcganGenerator(nn.Module):
         self.text = TextProjection(dim, config.z_dim) if dim else None
         sides = _sides(config)
         self.start = nn.Linear(config.z_dim * (2 if dim else 1), config.channels(4) * 16)
+        # BatchNorm after the stem and every upsampling conv, as in DCGAN (Radford et al.
+        # 2016): without it the generator learned the shapes world far more slowly here.
+        self.start_norm = nn.BatchNorm2d(config.channels(4))
         self.ups = nn.ModuleList(
-            nn.ConvTranspose2d(config.channels(a), config.channels(b), 4, 2, 1)
+            nn.Sequential(
+                nn.ConvTranspose2d(config.channels(a), config.channels(b), 4, 2, 1, bias=False),
+                nn.BatchNorm2d(config.channels(b)),
+            )
             for a, b in zip(sides[:-1], sides[1:])
         )
         self.act = nn.LeakyReLU(0.2)
@@ -80,8 +86,8 @@ class DcganGenerator(nn.Module):
         """Latents (B, z_dim) and the text embedding -> images."""
         check_condition(self.config.text_encoder, cond, z.shape[0])
         x = z if self.text is None else torch.cat([z, self.text(cond.pooled.to(z.dtype))], 1)
-        x = self.act(self.start(x)).view(z.shape[0], -1, 4, 4)  # (B, C4, 4, 4)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = self.start(x).view(z.shape[0], -1, 4, 4)  # (B, C4, 4, 4)
+        x = self.act(self.start_norm(x.contiguous(memory_format=torch.channels_last)))
         for up in self.ups:
             x = self.act(up(x))
         return torch.tanh(self.to_rgb(x))

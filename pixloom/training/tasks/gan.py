@@ -42,8 +42,9 @@ class GanTaskOptions:
     text_encoder_config: dict[str, Any] = field(default_factory=dict)  # builtin: dim, layers..
     vocab_size: int = 1024  # builtin: most frequent caption words kept (+ specials)
     vocab_captions: int = 20_000  # builtin: training captions scanned for the vocabulary
-    g_lr: float = 0.002  # Adam, betas (0, 0.99) as in StyleGAN2
+    g_lr: float = 0.002  # Adam learning rates
     d_lr: float = 0.002
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])  # StyleGAN2; DCGAN: 0.5, 0.999
     r1_gamma: float = 0.05  # R1 weight (0 disables the phase)
     r1_interval: int = 16  # lazy regularization interval
     mismatch_weight: float = 0.5  # matching-aware D term (0 disables)
@@ -63,6 +64,12 @@ class GanTaskOptions:
             0 <= self.style_mixing <= 1, "task_options.style_mixing", self.style_mixing, "0 to 1"
         )
         require(self.vocab_size >= 4, "task_options.vocab_size", self.vocab_size, ">= 4")
+        require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "task_options.betas",
+            self.betas,
+            "two Adam betas in [0, 1), e.g. [0.5, 0.999]",
+        )
         parse_policy(self.augment)
 
 
@@ -138,8 +145,8 @@ class GanTask:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def phases(self) -> list[Phase]:
-        """g, d, and r1 every r1_interval steps (Adam betas (0, 0.99), StyleGAN2)."""
-        options, betas = self.options, (0.0, 0.99)
+        """g, d, and r1 every r1_interval steps (Adam with the configured betas)."""
+        options, betas = self.options, tuple(self.options.betas)
         phases = [
             Phase("g", ["generator"], options.g_lr, betas=betas),
             Phase("d", ["discriminator"], options.d_lr, betas=betas),
