@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from pixloom.cli.dataclass_args import add_dataclass_arguments, dataclass_from_args
@@ -48,17 +47,13 @@ def _generator(model: str):
 
 
 def _write(report, result, out: Path | None, samples=None, model: str | None = None) -> None:
-    from pixloom.metrics.report import report_to_dict, write_html_report, write_json_report
+    from pixloom.evaluation.runs import find_run_log
+    from pixloom.metrics.report import write_html_report, write_json_report
 
     if out is None:
         return
     out = Path(out)
-    write_json_report(report, out)
-    if result is not None:  # keep the detailed result beside the report figures
-        data = report_to_dict(report)
-        data["details"] = result
-        out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    from pixloom.evaluation.runs import find_run_log
+    write_json_report(report, out, details=result)  # the detailed result beside the figures
 
     log = find_run_log(model)  # the page plots the run's losses over steps when it has them
     html = write_html_report(report, out.with_suffix(".html"), samples=samples, log_path=log)

@@ -79,3 +79,11 @@ def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(
         images, size=(side, side), mode="bilinear", antialias=shrinking, align_corners=False
     )
+
+
+def images_to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """PIL images of one size -> float32 batch [B, 3, H, W] in [-1, 1]."""
+    arrays = np.stack(
+        [np.asarray(image.convert("RGB"), dtype=np.float32) / 255 for image in images]
+    )
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2) * 2 - 1  # (B, H, W, 3) -> (B, 3, H, W)

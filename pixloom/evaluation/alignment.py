@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
 from pixloom.data.shapes.prompts import prompt_record_to_scene
 from pixloom.data.shapes.render import render_scene
 from pixloom.data.shapes.suites import SUITE_NAMES, read_prompt_file, suite_path
+from pixloom.data.transforms import images_to_tensor
 from pixloom.errors import DataError, InvalidValue, require
+from pixloom.evaluation import RENDERS, Generate
 from pixloom.io.images import decode_image, read_png_metadata
 from pixloom.metrics.alignment import image_matches, summarize_alignment
 from pixloom.metrics.report import CategoryScore, EvalReport, Figure, MetricProtocol
-
-Generate = Callable[[str, int, int], list]  # (prompt, num_images, seed) -> PIL images
-RENDERS = "renders"
 
 
 @dataclass
@@ -81,13 +78,6 @@ def render_record(record: dict, seed: int, resolution: int) -> Image.Image:
     return Image.fromarray((render_scene(scene, resolution) * 255).round().astype(np.uint8))
 
 
-def _to_batch(images: list[Image.Image]) -> torch.Tensor:
-    arrays = np.stack(
-        [np.asarray(image.convert("RGB"), dtype=np.float32) / 255 for image in images]
-    )
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2) * 2 - 1  # (B, 3, H, W) in [-1, 1]
-
-
 def score_images(
     oracle, records: list[dict], images: list[list[Image.Image]], batch: int = 128
 ) -> list[list[bool]]:
@@ -101,7 +91,9 @@ def score_images(
             by_size.setdefault(image.size, []).append(i)
         parsed: dict[int, list] = {}
         for indices in by_size.values():
-            for i, scene in zip(indices, oracle.parse(_to_batch([chunk[i][1] for i in indices]))):
+            for i, scene in zip(
+                indices, oracle.parse(images_to_tensor([chunk[i][1] for i in indices]))
+            ):
                 parsed[i] = scene
         for i, (r, _) in enumerate(chunk):
             verdicts[r].append(image_matches(parsed[i], records[r]))

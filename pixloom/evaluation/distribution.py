@@ -6,16 +6,17 @@ counts), the sample counts, the feature network and whether EMA weights were use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from pixloom.data.registry import load_dataset
+from pixloom.data.transforms import images_to_tensor
 from pixloom.errors import DataError, require
+from pixloom.evaluation import RENDERS, Generate
 from pixloom.io.images import decode_image
 from pixloom.metrics.distribution import (
     frechet_inception_distance,
@@ -25,9 +26,6 @@ from pixloom.metrics.distribution import (
 from pixloom.metrics.features import ClassifierExtractor
 from pixloom.metrics.precision_recall import precision_recall
 from pixloom.metrics.report import EvalReport, Figure, MetricProtocol
-
-Generate = Callable[[str, int, int], list]  # (prompt, num_images, seed) -> PIL images
-RENDERS = "renders"
 
 
 @dataclass
@@ -87,13 +85,7 @@ def _dataset_batches(dataset, count: int, batch: int = 128) -> Iterator[torch.Te
 
 def _image_batches(images: list, batch: int = 128) -> Iterator[torch.Tensor]:
     for start in range(0, len(images), batch):
-        arrays = np.stack(
-            [
-                np.asarray(im.convert("RGB"), dtype=np.float32) / 255
-                for im in images[start : start + batch]
-            ]
-        )
-        yield torch.from_numpy(arrays).permute(0, 3, 1, 2) * 2 - 1  # (B, 3, H, W) in [-1, 1]
+        yield images_to_tensor(images[start : start + batch])
 
 
 def _features(

@@ -101,9 +101,12 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_json_report(report: EvalReport, path: str | Path) -> Path:
-    """Write the report as indented JSON; returns the path."""
-    return _write_text(Path(path), json.dumps(report_to_dict(report), indent=2) + "\n")
+def write_json_report(report: EvalReport, path: str | Path, *, details: dict | None = None) -> Path:
+    """Write the report as indented JSON (plus a "details" entry when given); returns the path."""
+    data = report_to_dict(report)
+    if details is not None:
+        data["details"] = details
+    return _write_text(Path(path), json.dumps(data, indent=2) + "\n")
 
 
 def read_log_series(log_path: str | Path, keys: list[str] | None = None) -> dict:
