@@ -1,8 +1,11 @@
-"""dcgan: the conditional DCGAN (Radford et al. 2016) without BatchNorm.
+"""dcgan: the conditional DCGAN (Radford et al. 2016).
 
-BatchNorm is left out (it is slow under bf16 on CPU and couples the images of a batch);
-the text condition enters the generator as a projected vector concatenated to z, and the
-discriminator through a projection head (Miyato & Koyama 2018).
+The generator normalizes with BatchNorm as DCGAN does; its gain and bias are predicted from
+z and the projected text at every resolution (conditional BatchNorm, as in the class-
+conditional generators of Miyato & Koyama 2018 and BigGAN, Brock et al. 2019), so the
+caption steers every layer rather than only the input. The discriminator reads the text
+through a projection head (Miyato & Koyama 2018). In eval mode the generator uses running
+statistics; `recalibrate_batch_norm` recomputes them for averaged (EMA) weights.
 """
 
 from __future__ import annotations
@@ -58,6 +61,22 @@ def _sides(config: DcganConfig) -> list[int]:
     return sides  # [4, 8, ..., resolution]
 
 
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without affine parameters, then x * (1 + gain(c)) + bias(c) per sample."""
+
+    def __init__(self, channels: int, condition: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.affine = nn.Linear(condition, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) features and the (B, condition) vector."""
+        gain, bias = self.affine(c).to(x.dtype)[:, :, None, None].chunk(2, 1)
+        return self.norm(x) * (1 + gain) + bias
+
+
 class DcganGenerator(nn.Module):
     """net(z, None, cond) -> images (B, 3, R, R) in [-1, 1]."""
 
@@ -71,12 +90,12 @@ class DcganGenerator(nn.Module):
         self.start = nn.Linear(config.z_dim * (2 if dim else 1), config.channels(4) * 16)
         # BatchNorm after the stem and every upsampling conv, as in DCGAN (Radford et al.
         # 2016): without it the generator learned the shapes world far more slowly here.
-        self.start_norm = nn.BatchNorm2d(config.channels(4))
+        condition = self.start.in_features
+        self.norms = nn.ModuleList(
+            ConditionalBatchNorm(config.channels(side), condition) for side in sides
+        )
         self.ups = nn.ModuleList(
-            nn.Sequential(
-                nn.ConvTranspose2d(config.channels(a), config.channels(b), 4, 2, 1, bias=False),
-                nn.BatchNorm2d(config.channels(b)),
-            )
+            nn.ConvTranspose2d(config.channels(a), config.channels(b), 4, 2, 1, bias=False)
             for a, b in zip(sides[:-1], sides[1:])
         )
         self.act = nn.LeakyReLU(0.2)
@@ -85,11 +104,11 @@ class DcganGenerator(nn.Module):
     def forward(self, z: torch.Tensor, t: Any = None, cond: Any = None) -> torch.Tensor:
         """Latents (B, z_dim) and the text embedding -> images."""
         check_condition(self.config.text_encoder, cond, z.shape[0])
-        x = z if self.text is None else torch.cat([z, self.text(cond.pooled.to(z.dtype))], 1)
-        x = self.start(x).view(z.shape[0], -1, 4, 4)  # (B, C4, 4, 4)
-        x = self.act(self.start_norm(x.contiguous(memory_format=torch.channels_last)))
-        for up in self.ups:
-            x = self.act(up(x))
+        c = z if self.text is None else torch.cat([z, self.text(cond.pooled.to(z.dtype))], 1)
+        x = self.start(c).view(z.shape[0], -1, 4, 4)  # (B, C4, 4, 4)
+        x = self.act(self.norms[0](x.contiguous(memory_format=torch.channels_last), c))
+        for up, norm in zip(self.ups, self.norms[1:]):
+            x = self.act(norm(up(x), c))
         return torch.tanh(self.to_rgb(x))
 
 

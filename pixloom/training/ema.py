@@ -7,6 +7,7 @@ network instead of staying near its random initialization.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -44,3 +45,28 @@ class EMA:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore averaged weights saved by state_dict()."""
         self.module.load_state_dict(state)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(module: nn.Module, batches: Iterable[Callable[[], object]]) -> bool:
+    """Recompute the running statistics of `module`'s BatchNorm layers from scratch.
+
+    Averaged (EMA) weights do not match the running statistics the raw network collected,
+    so the statistics are re-estimated with the averaged weights (as SWA does, Izmailov et
+    al. 2018): each callable in `batches` runs one forward pass. Returns False (and runs
+    nothing) when the module has no BatchNorm layer. The module is left in eval mode.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches
+        norm.train()
+    for forward in batches:
+        forward()
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    module.eval()
+    return True

@@ -37,6 +37,7 @@ from pixloom.training.state import (
     check_resumable,
     export_config,
     export_weights,
+    inference_ema,
     restore_state,
 )
 from pixloom.training.task import Phase
@@ -196,7 +197,7 @@ class _Trainer:
         """Write a preview grid from the task, without disturbing the training RNG."""
         modules = dict(self.run.modules)
         if self.run.ema is not None:
-            modules[self.run.task.ema_module] = self.run.ema.module
+            modules[self.run.task.ema_module] = inference_ema(self.run)
         with (
             torch.random.fork_rng(devices=[]),
             torch.no_grad(),

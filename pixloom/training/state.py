@@ -6,6 +6,7 @@ into the nested training state of a checkpoint and back, bit for bit.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from dataclasses import dataclass
@@ -139,10 +140,22 @@ def build_run(config: TrainConfig, dataset: Any | None = None) -> Run:
     )
 
 
+def inference_ema(run: Run) -> nn.Module:
+    """The EMA module as inference sees it: a copy the task prepared (e.g. BatchNorm
+    statistics re-estimated for the averaged weights), or the EMA module itself."""
+    prepare = getattr(run.task, "prepare_inference", None)
+    if prepare is None:
+        return run.ema.module
+    module = copy.deepcopy(run.ema.module)
+    with torch.random.fork_rng(devices=[]):
+        prepare(module)
+    return module
+
+
 def export_weights(run: Run) -> dict[str, torch.Tensor]:
     """Inference weights: the EMA module, else the only module, else all modules prefixed."""
     if run.ema is not None:
-        return run.ema.state_dict()
+        return inference_ema(run).state_dict()
     if len(run.modules) == 1:
         return next(iter(run.modules.values())).state_dict()
     return {

@@ -50,6 +50,8 @@ class GanTaskOptions:
     mismatch_weight: float = 0.5  # matching-aware D term (0 disables)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
     style_mixing: float = 0.9  # stylegan: probability of mixing two ws in the G phase
+    diversity_weight: float = 0.0  # mode-seeking term (MSGAN): same caption, different z
+    calibration_batches: int = 16  # BatchNorm generators: batches that re-estimate EMA stats
     preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
 
     def __post_init__(self) -> None:
@@ -62,6 +64,18 @@ class GanTaskOptions:
         )
         require(
             0 <= self.style_mixing <= 1, "task_options.style_mixing", self.style_mixing, "0 to 1"
+        )
+        require(
+            self.diversity_weight >= 0,
+            "task_options.diversity_weight",
+            self.diversity_weight,
+            ">= 0",
+        )
+        require(
+            self.calibration_batches >= 1,
+            "task_options.calibration_batches",
+            self.calibration_batches,
+            ">= 1",
         )
         require(self.vocab_size >= 4, "task_options.vocab_size", self.vocab_size, ">= 4")
         require(
@@ -139,6 +153,8 @@ class GanTask:
 
             self.frozen = CachedEncoder(load_text_encoder(spec))
         self.preview_prompts = list(options.preview_prompts)
+        self.dataset_info = dataset_info
+        self._calibration_captions: list[str] | None = None
 
     def modules(self) -> dict[str, nn.Module]:
         """Generator (with the built-in encoder inside) and discriminator."""
@@ -167,9 +183,9 @@ class GanTask:
             return generator.text_encoder.encode(captions)
         return self.frozen.encode(captions).to(device)
 
-    def generate(self, cond: Any, batch: int, device: torch.device, mix: bool) -> torch.Tensor:
-        """Fake images for a batch (style mixing for stylegan when `mix`)."""
-        z = torch.randn(batch, self.model_config.z_dim, device=device)
+    def generate(self, cond: Any, z: torch.Tensor, mix: bool) -> torch.Tensor:
+        """Fake images for latents `z` (style mixing for stylegan when `mix`)."""
+        batch, device = z.shape[0], z.device
         if self.options.model != "stylegan":
             return self.generator(z, None, cond)
         generator = self.generator
@@ -189,15 +205,12 @@ class GanTask:
         if not self.preview_prompts and self.model_config.text_encoder:
             self.preview_prompts = list(batch["caption"][:8])
         if phase == "g":
-            cond = self.embed(self.generator, batch["caption"], device)
-            fake = self.generate(cond, count, device, mix=True)
-            loss = generator_loss(self.discriminator(diff_augment(fake, policy), None, cond))
-            return loss, {}
+            return self.generator_phase(batch["caption"], count, device)
         with torch.no_grad():
             cond = self.embed(self.generator, batch["caption"], device)
         if phase == "d":
             with torch.no_grad():
-                fake = self.generate(cond, count, device, mix=True)
+                fake = self.generate(cond, self.latents(count, device), mix=True)
             real_logits = self.discriminator(diff_augment(real, policy), None, cond)
             fake_logits = self.discriminator(diff_augment(fake, policy), None, cond)
             wrong = None
@@ -213,6 +226,60 @@ class GanTask:
             }
             return loss, metrics
         return self.r1_loss(real, cond)
+
+    def latents(self, count: int, device: torch.device) -> torch.Tensor:
+        """Standard normal latents (B, z_dim)."""
+        return torch.randn(count, self.model_config.z_dim, device=device)
+
+    def generator_phase(self, captions: list[str], count: int, device: torch.device):
+        """Non-saturating G loss, plus the mode-seeking term of MSGAN (Mao et al. 2019):
+        the first half of the captions is drawn twice with different z and the generator is
+        rewarded for images that differ as much as their latents do (conditional GANs
+        otherwise tend to ignore z and draw one image per caption)."""
+        half = count // 2
+        diverse = self.options.diversity_weight > 0 and half >= 1
+        if diverse:
+            captions = captions[:half] * 2
+        cond = self.embed(self.generator, captions, device)
+        z = self.latents(len(captions), device)
+        fake = self.generate(cond, z, mix=True)
+        loss = generator_loss(
+            self.discriminator(diff_augment(fake, self.options.augment), None, cond)
+        )
+        if not diverse:
+            return loss, {}
+        image_gap = (fake[:half] - fake[half:]).float().abs().mean((1, 2, 3))
+        latent_gap = (z[:half] - z[half:]).abs().mean(1)
+        ratio = (image_gap / latent_gap).mean()
+        loss = loss + self.options.diversity_weight / (ratio + 1e-5)
+        return loss, {"diversity": float(ratio.detach())}
+
+    @torch.no_grad()
+    def prepare_inference(self, generator: nn.Module) -> None:
+        """Re-estimate a BatchNorm generator's statistics for its (EMA) weights on
+        `calibration_batches` batches of training captions with fixed latents."""
+        from pixloom.training.ema import recalibrate_batch_norm
+
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in generator.modules()):
+            return
+        device = next(generator.parameters()).device
+        batch, count = 64, 64 * self.options.calibration_batches
+        if self.model_config.text_encoder:
+            if self._calibration_captions is None:
+                self._calibration_captions = caption_sample(self.dataset_info, count)
+            captions = self._calibration_captions
+        else:
+            captions = [""] * count
+        seeded = torch.Generator().manual_seed(0)
+        z_dim = self.model_config.z_dim
+
+        def forward(start: int):
+            chunk = captions[start : start + batch]
+            cond = self.embed(generator, chunk, device)
+            z = torch.randn(len(chunk), z_dim, generator=seeded).to(device)
+            return lambda: generator(z, None, cond)
+
+        recalibrate_batch_norm(generator, (forward(s) for s in range(0, len(captions), batch)))
 
     def r1_loss(self, real: torch.Tensor, cond: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """Lazy R1 in fp32 (double backward), scaled by the interval as in StyleGAN2."""
