@@ -12,6 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `eval` and its three measurements; flags come from the Request dataclasses."""
     from pixloom.evaluation.alignment import AlignmentRequest
     from pixloom.evaluation.distribution import DistributionRequest
+    from pixloom.evaluation.reconstruction import ReconstructionRequest
     from pixloom.evaluation.sr import SrEvalRequest
 
     parser = subparsers.add_parser("eval", help="measure alignment, FID/KID/IS/PR or PSNR/SSIM")
@@ -30,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "FID, KID, IS and precision/recall with the real-vs-real floor",
         ),
         ("sr", SrEvalRequest, run_sr, "PSNR/SSIM on RGB and Y with bicubic from the same run"),
+        (
+            "tokenizer",
+            ReconstructionRequest,
+            run_tokenizer,
+            "image tokenizer: reconstruction PSNR, FID vs originals, codebook usage",
+        ),
     ):
         sub = kinds.add_parser(name, help=text, description=text)
         add_dataclass_arguments(sub, cls)
@@ -113,5 +120,21 @@ def run_sr(args: argparse.Namespace) -> int:
             f"{method:<{width}} {m['psnr_y']:>8.3f} {m['ssim_y']:>8.4f}"
             f" {m['psnr_rgb']:>9.3f} {m['ssim_rgb']:>9.4f}"
         )
+    _write(report, result, request.out, model=request.model)
+    return 0
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    """Reconstruction PSNR, FID and codebook usage of a tokenizer; one figure a line."""
+    from pixloom.evaluation.reconstruction import ReconstructionRequest, evaluate_reconstruction
+
+    request = dataclass_from_args(ReconstructionRequest, args)
+    report, result = evaluate_reconstruction(request)
+    for figure in report.figures:
+        print(f"{figure.name:<16} {figure.value:.4g} {figure.unit}".rstrip())
+    print(
+        f"images: {result['count']}; tokens per image: {result['tokens_per_image']}; "
+        f"codebook: {result['codebook_size']}"
+    )
     _write(report, result, request.out, model=request.model)
     return 0

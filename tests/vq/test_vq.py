@@ -1,0 +1,164 @@
+"""The image tokenizer: quantizer round trips, straight-through gradients, dead-code restart,
+shapes, config refusals, a tiny training run through the engine, and `pixloom eval tokenizer`."""
+
+import json
+
+import pytest
+import torch
+
+from pixloom.configs import config_to_dict
+from pixloom.errors import InvalidValue
+from pixloom.models.quantizers import FiniteScalarQuantizer, VectorQuantizer
+from pixloom.models.registry import build_model
+
+TINY = {"channels": 8, "codebook_size": 32, "code_dim": 4}
+
+
+def test_vector_quantizer_lookup_round_trip():
+    quantizer = VectorQuantizer(16, 4).eval()
+    quantized = quantizer.quantize(torch.randn(2, 4, 3, 5))
+    assert quantized.indices.shape == (2, 3, 5) and quantized.indices.dtype == torch.int64
+    assert quantized.z.shape == (2, 4, 3, 5)
+    assert torch.allclose(quantizer.lookup(quantized.indices), quantized.z, atol=1e-6)
+    assert quantized.loss.dim() == 0 and quantized.loss > 0
+    with pytest.raises(InvalidValue, match="indices"):
+        quantizer.lookup(quantized.indices.int())
+
+
+def test_fsq_indices_are_a_bijection_over_all_codes():
+    quantizer = FiniteScalarQuantizer([8, 5, 5, 5])
+    assert quantizer.codebook_size == 1000
+    every = torch.arange(1000).reshape(1, 10, 100)
+    codes = quantizer.lookup(every)  # (1, 4, 10, 100)
+    assert codes.abs().max() <= 1
+    assert torch.unique(codes.permute(0, 2, 3, 1).reshape(-1, 4), dim=0).shape[0] == 1000
+    quantized = quantizer.quantize((torch.rand(1, 4, 200, 250) * 2 - 1) * 1.5)
+    assert torch.equal(torch.unique(quantized.indices), torch.arange(1000))
+    assert torch.equal(quantizer.lookup(quantized.indices), quantized.z)
+    assert float(quantized.loss) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["vq", "fsq"])
+def test_straight_through_gradients_reach_the_encoder(kind):
+    tokenizer = build_model("vq", {**TINY, "resolution": 16, "quantizer": kind})
+    quantized = tokenizer.encode(torch.rand(2, 3, 16, 16) * 2 - 1)
+    (tokenizer.decode_latents(quantized.z).square().mean() + quantized.loss).backward()
+    first = tokenizer.encoder.net[0].weight.grad
+    assert first is not None and first.abs().sum() > 0
+    if kind == "vq":
+        assert tokenizer.quantizer.codebook.grad.abs().sum() > 0
+
+
+def test_dead_code_restart_revives_unused_codes():
+    quantizer = VectorQuantizer(8, 2, restart_after=2)
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.tensor([[1.0, 0.0]] + [[-1.0, 0.0]] * 7))
+    latents = torch.tensor([1.0, 0.2]).view(1, 2, 1, 1) + 0.1 * torch.randn(4, 2, 3, 3)
+    quantizer.eval().quantize(latents)  # eval: no bookkeeping, nothing restarted
+    assert int(quantizer.unused_calls.sum()) == 0
+    quantizer.train()
+    assert set(quantizer.quantize(latents).indices.unique().tolist()) == {0}
+    quantizer.quantize(latents)  # codes 1..7 now unused for 2 calls: restarted
+    codes = quantizer.codes()
+    assert (codes[1:] @ torch.tensor([1.0, 0.2]) > 0.8).all()  # moved onto the latents
+    assert int(quantizer.unused_calls.sum()) == 0
+    assert len(quantizer.quantize(latents).indices.unique()) > 1
+
+
+@pytest.mark.parametrize("downsample", [4, 8])
+@pytest.mark.parametrize("resolution", [32, 64])
+def test_encode_decode_shapes(downsample, resolution):
+    tokenizer = build_model(
+        "vq", {**TINY, "resolution": resolution, "downsample": downsample}
+    ).eval()
+    side = resolution // downsample
+    images = torch.rand(2, 3, resolution, resolution) * 2 - 1
+    quantized = tokenizer.encode(images)
+    assert tokenizer.grid_size == side and tokenizer.codebook_size == 32
+    assert quantized.indices.shape == (2, side, side) and quantized.z.shape == (2, 4, side, side)
+    decoded = tokenizer.decode(quantized.indices)
+    assert decoded.shape == images.shape and decoded.abs().max() <= 1
+    assert tokenizer(images, None, None).shape == images.shape
+
+
+def test_fsq_tokenizer_and_bad_configs_are_refused():
+    tokenizer = build_model("vq", {"channels": 8, "quantizer": "fsq", "fsq_levels": [5, 3]})
+    assert tokenizer.codebook_size == 15
+    with pytest.raises(InvalidValue, match="model.downsample"):
+        build_model("vq", {"downsample": 2})
+    with pytest.raises(InvalidValue, match="channel_mult"):
+        build_model("vq", {"downsample": 8, "channel_mult": [1, 2]})
+    with pytest.raises(InvalidValue, match="quantizer"):
+        build_model("vq", {"quantizer": "rvq"})
+    with pytest.raises(InvalidValue, match="indices"):
+        tokenizer.decode(torch.full((1, 8, 8), 15))
+    with pytest.raises(InvalidValue, match="img"):
+        tokenizer.encode(torch.zeros(1, 3, 30, 30))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from pixloom.data.registry import load_dataset
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.engine import train
+
+    out = tmp_path_factory.mktemp("vq") / "run"
+    options = {"model_config": TINY, "lr": 3e-3, "adversarial_start": 20}
+    config = TrainConfig(task="vq", data="shapes", resolution=16, task_options=options,
+                         steps=30, batch_size=8, out=str(out), progress=False, log_every=1,
+                         tensorboard=False, sample_every=30, precision="fp32", ema_decay=0.9,
+                         ema_warmup=0)  # fmt: skip
+    result = train(config, dataset=load_dataset("shapes", resolution=16, train_size=64))
+    return result, out
+
+
+def test_training_reduces_loss_and_checkpoint_loads(trained):
+    from pixloom.models.loading import load_model
+
+    result, out = trained
+    assert result.step == 30 and result.model is not None
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    l1 = [r["ae/l1"] for r in records if "ae/l1" in r]
+    assert sum(l1[-5:]) / 5 < 0.8 * sum(l1[:5]) / 5
+    assert all(0 < r["ae/codebook_usage"] <= 1 for r in records if "ae/codebook_usage" in r)
+    assert records[5]["d/loss"] == 0.0 and "ae/adversarial" in records[-1]  # starts at 20
+    assert (out / "samples" / "step-0000030.png").exists()
+    tokenizer, checkpoint = load_model(result.model)
+    assert checkpoint.family == "vq" and tokenizer.grid_size == 4
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert tokenizer.decode(tokenizer.encode(images).indices).shape == images.shape
+
+
+def test_eval_tokenizer_cli(trained, tmp_path, capsys):
+    from pixloom.cli.main import main
+    from pixloom.io.checkpoint import save_checkpoint
+    from pixloom.models.scene_parser import SceneParser, SceneParserConfig
+
+    oracle = SceneParserConfig(resolution=16, widths=(8, 16), pooled_side=4, feature_dim=16)
+    save_checkpoint(tmp_path / "oracle", config={"family": "scene-parser",
+                    "model": config_to_dict(oracle)}, weights=SceneParser(oracle).state_dict())  # fmt: skip
+    out = tmp_path / "report.json"
+    code = main(["eval", "tokenizer", "--model", str(trained[0].model), "--data", "shapes",
+                 "-n", "24", "--oracle", str(tmp_path / "oracle"), "--out", str(out)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "psnr" in printed and "codebook_usage" in printed
+    report = json.loads(out.read_text())
+    figures = {figure["name"]: figure["value"] for figure in report["figures"]}
+    assert 5 < figures["psnr"] < 60 and figures["fid"] >= 0
+    assert 0 < figures["codebook_usage"] <= 1 and 1 <= figures["perplexity"] <= 32
+
+
+@pytest.mark.parametrize("name", ["shapes-vq", "digits-vq"])
+def test_presets_parse_and_build(name):
+    from pixloom.configs import config_from_dict
+    from pixloom.data.registry import DatasetInfo
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.presets import load_preset
+    from pixloom.training.tasks.vq import VqTask, VqTaskOptions
+
+    config = config_from_dict(TrainConfig, load_preset(name))
+    options = config_from_dict(VqTaskOptions, config.task_options, where="task_options")
+    task = VqTask(options, DatasetInfo(name=config.data, resolution=config.resolution))
+    assert config.task == "vq" and task.tokenizer.grid_size == 8
+    assert [phase.name for phase in task.phases()] == ["ae", "d"]
