@@ -23,6 +23,8 @@ PIPELINES: dict[str, str] = {
     "mlp-gan": "pixloom.pipelines.text_to_image:from_checkpoint",
     "dcgan": "pixloom.pipelines.text_to_image:from_checkpoint",
     "stylegan": "pixloom.pipelines.text_to_image:from_checkpoint",
+    "token-ar": "pixloom.pipelines.token_to_image:from_checkpoint",
+    "maskgit": "pixloom.pipelines.token_to_image:from_checkpoint",
     "espcn": "pixloom.pipelines.upscale:from_checkpoint",
     "edsr": "pixloom.pipelines.upscale:from_checkpoint",
     "rrdb": "pixloom.pipelines.upscale:from_checkpoint",

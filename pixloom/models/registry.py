@@ -34,6 +34,8 @@ FAMILY_MODULES: list[str] = [
     "pixloom.models.mlp_gan",
     "pixloom.models.dcgan",
     "pixloom.models.stylegan",
+    "pixloom.models.vq",
+    "pixloom.models.token_transformer",
 ]
 
 

@@ -16,7 +16,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -33,6 +33,10 @@ MAX_PROMPT_CHARS = 2000  # longer prompts are refused; encoders truncate tokens 
 MAX_IMAGES = 256
 MAX_SEED = 2**63 - 1
 GAN_FAMILIES = ("mlp-gan", "dcgan", "stylegan")
+MAX_STEPS = 1000
+# Sampling fields the GAN families refuse -> the families that use them.
+SAMPLING_FIELDS = {name: "token-ar and maskgit" for name in
+                   ("guidance_scale", "temperature", "top_k", "top_p")} | {"steps": "maskgit"}  # fmt: skip
 
 
 def _meta(help_text: str, **extra: Any) -> dict[str, Any]:
@@ -55,6 +59,21 @@ class TextToImageRequest:
     seed: int | None = field(default=None, metadata=_meta("seed of image 0; image i uses seed + i"))
     truncation: float | None = field(
         default=None, metadata=_meta("psi in (0, 1]: pull toward the prompt's mean; default 1")
+    )
+    guidance_scale: float | None = field(
+        default=None, metadata=_meta("classifier-free guidance scale >= 0 (token models)")
+    )
+    temperature: float | None = field(
+        default=None, metadata=_meta("sampling temperature >= 0, 0 = greedy (token models)")
+    )
+    top_k: int | None = field(
+        default=None, metadata=_meta("keep the k likeliest tokens (token-ar)")
+    )
+    top_p: float | None = field(
+        default=None, metadata=_meta("nucleus mass in (0, 1] kept when sampling (token-ar)")
+    )
+    steps: int | None = field(
+        default=None, metadata=_meta(f"decoding steps, 1 to {MAX_STEPS} (maskgit)")
     )
     model: str | None = field(
         default=None, metadata=_meta(f"shipped name or checkpoint dir; default {DEFAULT_MODEL}")
@@ -108,6 +127,7 @@ class TextToImageRequest:
                 self.truncation,
                 "a number in (0, 1]",
             )
+        self._check_sampling()
         require(bool(str(self.out).strip()), "out", self.out, "an output folder path")
         require(
             self.precision in (None, "auto", "fp32", "bf16"),
@@ -115,6 +135,22 @@ class TextToImageRequest:
             self.precision,
             "one of auto, fp32, bf16",
         )
+
+    def _check_sampling(self) -> None:
+        """Validate the token-model sampling fields (None = the model's default)."""
+        number = (int, float)
+        checks = {
+            "guidance_scale": (number, lambda v: 0 <= v <= 100, "a number from 0 to 100"),
+            "temperature": (number, lambda v: 0 <= v <= 100, "a number from 0 to 100"),
+            "top_k": (int, lambda v: v >= 1, "an integer >= 1"),
+            "top_p": (number, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+            "steps": (int, lambda v: 1 <= v <= MAX_STEPS, f"an integer from 1 to {MAX_STEPS}"),
+        }
+        for name, (kind, ok, valid) in checks.items():
+            value = getattr(self, name)
+            if value is not None:
+                typed = isinstance(value, kind) and not isinstance(value, bool)
+                require(typed and ok(value), name, value, valid)
 
 
 def _is_int(value: Any) -> bool:
@@ -175,6 +211,11 @@ class TextToImagePipeline:
 
     def resolve(self, request: TextToImageRequest) -> TextToImageRequest:
         """The request with every None replaced by this model's default."""
+        for name, families in SAMPLING_FIELDS.items():
+            value = getattr(request, name)
+            if value is not None:
+                raise InvalidValue(name, value, f"unset: {self.family} models do not use it "
+                                   f"({families} models do)")  # fmt: skip
         return dataclasses.replace(
             request,
             num_images=1 if request.num_images is None else request.num_images,
@@ -285,10 +326,21 @@ def replay_request(path: str | Path, request: TextToImageRequest) -> TextToImage
     stored = {k: v for k, v in stored.items() if k in names}
     stored.update(out=request.out, overwrite=request.overwrite, grid=False, from_image=None,
                   device=request.device)  # fmt: skip
+    if request.model is not None:  # a checkpoint given by path (the PNG names its folder)
+        stored["model"] = request.model
     return TextToImageRequest(**stored)
 
 
-def generate_files(request: TextToImageRequest, pipe: TextToImagePipeline) -> list[Path]:
+@runtime_checkable
+class PromptPipeline(Protocol):
+    """What generate_files needs: resolve(request) and pipe(prompt, **request fields)."""
+
+    def resolve(self, request: TextToImageRequest) -> TextToImageRequest: ...
+
+    def __call__(self, prompt: str, **fields: Any) -> Result: ...
+
+
+def generate_files(request: TextToImageRequest, pipe: PromptPipeline) -> list[Path]:
     """Run a request and write its PNGs (and grid) inside request.out; returns the paths.
 
     A request with `from_image` must be expanded with replay_request first (the caller loads
@@ -300,7 +352,7 @@ def generate_files(request: TextToImageRequest, pipe: TextToImagePipeline) -> li
     require(
         request.from_image is None, "from_image", request.from_image, "expanded by replay_request"
     )
-    require(isinstance(pipe, TextToImagePipeline), "model", request.model, "a text-to-image model")
+    require(isinstance(pipe, PromptPipeline), "model", request.model, "a text-to-image model")
     resolved = pipe.resolve(request)
     out, slug = Path(resolved.out), _slug(resolved.prompt)
     names = [f"{slug}-{resolved.seed + i}.png" for i in range(resolved.num_images)]
@@ -310,8 +362,10 @@ def generate_files(request: TextToImageRequest, pipe: TextToImagePipeline) -> li
     for target in targets:  # refuse before drawing anything (R3)
         if target.exists() and not resolved.overwrite:
             raise InvalidValue("overwrite", False, f"True to replace {target}, or another --out")
+    sampling = {name: getattr(resolved, name) for name in SAMPLING_FIELDS
+                if getattr(resolved, name) is not None}  # fmt: skip
     result = pipe(resolved.prompt, num_images=resolved.num_images, seed=resolved.seed,
-                  truncation=resolved.truncation, precision=resolved.precision)  # fmt: skip
+                  truncation=resolved.truncation, precision=resolved.precision, **sampling)  # fmt: skip
     written = [
         save_png(image, target, metadata=meta, overwrite=resolved.overwrite)
         for image, target, meta in zip(result.images, targets, result.metadata)

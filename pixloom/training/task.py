@@ -61,6 +61,9 @@ class Task(Protocol):
         # optional preview grid (PIL images), may return None
         ...
 
+    # Optional: prepare_inference(module) -> None, called on a copy of the EMA module before
+    # it is exported or sampled (e.g. to re-estimate BatchNorm statistics for its weights).
+
 
 TaskFactory = Callable[[dict, Any], Task]  # factory(options, dataset_info) -> Task
 
@@ -72,6 +75,8 @@ TASK_MODULES: list[str] = [
     "pixloom.training.tasks.scene_parser",
     "pixloom.training.tasks.sr",
     "pixloom.training.tasks.gan",
+    "pixloom.training.tasks.vq",
+    "pixloom.training.tasks.token_lm",
 ]
 
 

@@ -75,6 +75,8 @@ def test_files_replay_and_no_overwrite(pipe, model_dir, tmp_path):
     from PIL import Image
 
     assert _equal(Image.open(again), Image.open(paths[1]))
+    by_path = TextToImageRequest(from_image=str(paths[1]), model=str(model_dir))
+    assert replay_request(by_path.from_image, by_path).model == str(model_dir)
     assert generate_files(dataclasses.replace(request, overwrite=True), pipe)
 
 

@@ -1,0 +1,198 @@
+"""Text-to-image with the token transformers (token-ar: raster decoding, maskgit: parallel).
+
+    pipe = pixloom.load("runs/shapes-ar/model")
+    result = pipe("a red circle", num_images=4, seed=0, guidance_scale=3.0)
+    generate_files(TextToImageRequest("a red circle", num_images=4, out="outputs"), pipe)
+
+Same request, Result and PNG metadata as the GAN pipeline (pixloom.pipelines.text_to_image).
+Image i uses seed + i: every random draw of image i comes from its own torch.Generator, and
+images are decoded one at a time (its conditional and null rows together), so any image
+replays bit for bit alone (`pixloom generate --from image.png`). The checkpoint holds the
+frozen image tokenizer, which turns the drawn token grid into pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from pixloom import __version__
+from pixloom.devices import autocast, resolve_device, resolve_precision
+from pixloom.errors import InvalidValue, PixloomError, require
+from pixloom.models.token_transformer import TokenCondition
+from pixloom.pipelines.text_to_image import (
+    Result,
+    TextToImageRequest,
+    _bad_images,
+    tensor_to_images,
+)
+from pixloom.sampling.tokens import sample_maskgit, sample_raster
+
+TOKEN_FAMILIES = ("token-ar", "maskgit")
+DEFAULT_GUIDANCE = 3.0  # conditional models; unconditional ones always use 1
+DEFAULT_MASKGIT_STEPS = 8
+
+
+class TokenToImagePipeline:
+    """pipe(prompt, num_images=, seed=, guidance_scale=, ...) -> Result; see the docstring."""
+
+    def __init__(self, model: nn.Module, *, name: str, sha256: str | None, family: str,
+                 device: Any = "auto", precision: str = "auto"):  # fmt: skip
+        require(family in TOKEN_FAMILIES, "model", name, f"a token model ({TOKEN_FAMILIES})")
+        require(model.tokenizer is not None, "model", name,
+                "a checkpoint that holds its image tokenizer (model.tokenizer)")  # fmt: skip
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.name, self.sha256, self.family = name, sha256, family
+        self.config = model.config
+        self.encoder = None
+        if self.config.text_encoder:
+            from pixloom.text.registry import load_text_encoder
+
+            self.encoder = model.text_encoder or load_text_encoder(self.config.text_encoder)
+
+    def _refuse(self, request: TextToImageRequest) -> None:
+        """Fields this model cannot honour are refused by name, never ignored."""
+        raster = self.family == "token-ar"
+        unused = {"truncation": "GAN models (mlp-gan, dcgan, stylegan) use it"}
+        if raster:
+            unused["steps"] = "maskgit models use it; raster decoding takes one step per token"
+        else:
+            unused.update(top_k="token-ar models use it", top_p="token-ar models use it")
+        for name, users in unused.items():
+            value = getattr(request, name)
+            if value is not None:
+                raise InvalidValue(
+                    name, value, f"unset: {self.family} models do not use it ({users})"
+                )
+        conditional = self.config.prefix_length > 0
+        if request.guidance_scale is not None and not conditional:
+            require(request.guidance_scale == 1, "guidance_scale", request.guidance_scale,
+                    f"1 or unset: {self.name} is unconditional")  # fmt: skip
+        if request.top_k is not None:
+            require(request.top_k <= self.config.vocab, "top_k", request.top_k,
+                    f"at most the vocabulary size {self.config.vocab}")  # fmt: skip
+        if request.steps is not None:
+            total = self.model.num_tokens
+            require(request.steps <= total, "steps", request.steps,
+                    f"at most the {total} tokens of an image")  # fmt: skip
+
+    def resolve(self, request: TextToImageRequest) -> TextToImageRequest:
+        """The request with every None this model uses replaced by its default."""
+        self._refuse(request)
+        raster = self.family == "token-ar"
+        conditional = self.config.prefix_length > 0
+
+        def pick(value, default):
+            return default if value is None else value
+
+        return dataclasses.replace(
+            request,
+            num_images=pick(request.num_images, 1),
+            seed=pick(request.seed, 0),
+            guidance_scale=float(
+                pick(request.guidance_scale, DEFAULT_GUIDANCE if conditional else 1.0)
+            ),  # fmt: skip
+            temperature=float(pick(request.temperature, 1.0)),
+            top_k=pick(request.top_k, self.config.vocab) if raster else None,
+            top_p=float(pick(request.top_p, 1.0)) if raster else None,
+            steps=None
+            if raster
+            else pick(
+                request.steps, min(DEFAULT_MASKGIT_STEPS, self.model.num_tokens)
+            ),  # fmt: skip
+            model=request.model or self.name,
+            precision=request.precision or self.precision,
+        )
+
+    def condition(self, prompt: str) -> TokenCondition | None:
+        """The one-row condition of a prompt (a class model takes a class id as prompt)."""
+        if self.encoder is not None:
+            return TokenCondition(text=self.encoder.encode([prompt]).to(self.device))
+        if self.config.num_classes:
+            text = prompt.strip()
+            valid = (
+                f"a class id 0..{self.config.num_classes - 1} ({self.name} is class-conditional)"
+            )
+            require(text.isdigit() and int(text) < self.config.num_classes, "prompt", prompt, valid)
+            return TokenCondition(labels=torch.tensor([int(text)], device=self.device))
+        return None
+
+    @torch.no_grad()
+    def _run(self, request: TextToImageRequest, seeds: list[int], precision: str) -> torch.Tensor:
+        """Images (B, 3, R, R) float, one image (and its null row) at a time."""
+        out = []
+        with autocast(self.device, precision):
+            cond = self.condition(request.prompt)
+            for seed in seeds:
+                generators = [torch.Generator().manual_seed(seed)]
+                common = {"count": 1, "guidance_scale": request.guidance_scale,
+                          "temperature": request.temperature, "generators": generators}  # fmt: skip
+                if self.family == "token-ar":
+                    indices = sample_raster(self.model, cond, top_k=request.top_k,
+                                            top_p=request.top_p, **common)  # fmt: skip
+                else:
+                    indices = sample_maskgit(self.model, cond, steps=request.steps, **common)
+                out.append(self.model.tokenizer.decode(indices).float())
+        return torch.cat(out)
+
+    def __call__(self, prompt: str, *, num_images: int = 1, seed: int = 0,
+                 truncation: float | None = None, precision: str | None = None,
+                 guidance_scale: float | None = None, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None,
+                 steps: int | None = None) -> Result:  # fmt: skip
+        """Draw `num_images` images of `prompt`; image i from seed + i."""
+        request = self.resolve(
+            TextToImageRequest(prompt, num_images=num_images, seed=seed, truncation=truncation,
+                               precision=precision, guidance_scale=guidance_scale,
+                               temperature=temperature, top_k=top_k, top_p=top_p, steps=steps)
+        )  # fmt: skip
+        seeds = [request.seed + i for i in range(request.num_images)]
+        precision = resolve_precision(request.precision, self.device)
+        images = self._run(request, seeds, precision)
+        used = [precision] * len(images)
+        bad = _bad_images(images)
+        if bad and precision != "fp32":  # G1: retry the bad images in fp32
+            retried = self._run(request, [seeds[i] for i in bad], "fp32")
+            for j, i in enumerate(bad):
+                images[i], used[i] = retried[j], "fp32"
+            bad = _bad_images(images)
+        if bad:
+            raise PixloomError(
+                f"{self.name} produced all-black or non-finite images for seeds "
+                f"{[seeds[i] for i in bad]} even in fp32; the checkpoint may be broken"
+            )
+        pictures = tensor_to_images(images)
+        metadata = [self._metadata(request, i, used[i]) for i in range(len(pictures))]
+        return Result(pictures, metadata)
+
+    def _metadata(self, request: TextToImageRequest, index: int, precision: str) -> dict:
+        """Everything needed to replay image `index` alone."""
+        replay = dataclasses.replace(
+            request, num_images=1, seed=request.seed + index, precision=precision,
+            from_image=None, grid=False, overwrite=False,
+        )  # fmt: skip
+        return {
+            "prompt": request.prompt,
+            "seed": request.seed + index,
+            "model": self.name,
+            "model_sha256": self.sha256,
+            "pixloom_version": __version__,
+            "chain": [{"step": "generate", "request": dataclasses.asdict(replay),
+                       "family": self.family, "precision": precision}],
+        }  # fmt: skip
+
+
+def from_checkpoint(
+    model: nn.Module, checkpoint: Any, *, device: Any = "auto"
+) -> TokenToImagePipeline:
+    """Pipeline factory for pixloom.api.load: a loaded token model and its Checkpoint."""
+    return TokenToImagePipeline(
+        model, name=Path(checkpoint.path).name, sha256=checkpoint.sha256,
+        family=checkpoint.family, device=device,
+    )  # fmt: skip

@@ -1,0 +1,151 @@
+"""Decoding image tokens: raster sampling with a KV cache, and MaskGIT parallel decoding.
+
+Both take classifier-free guidance (Ho & Salimans 2022) the way LLM samplers do: the
+conditional and the null-prefix rows run in one batch and logits = u + s * (c - u).
+Randomness is per image: row i draws only from generators[i], so an image replays alone.
+Functions take the network and return token indices (B, h, w); decoding to pixels is the
+tokenizer's job.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from pixloom.errors import require
+
+
+def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Set logits outside the top-k and outside the top-p nucleus (Holtzman et al. 2020) to -inf.
+
+    logits (..., V). top_k None/0 and top_p None/1 disable the filters; the most likely token
+    always survives.
+    """
+    if top_k is not None and 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (..., 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        ordered, order = torch.sort(logits, dim=-1, descending=True)
+        probs = ordered.float().softmax(-1)
+        before = probs.cumsum(-1) - probs  # mass of strictly more likely tokens
+        drop = before >= top_p
+        drop[..., 0] = False
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def guided_logits(logits: Tensor, count: int, guidance_scale: float) -> Tensor:
+    """Rows [cond (count); null (count)] -> u + s (c - u) (count rows); passthrough if unguided."""
+    if logits.shape[0] == count:
+        return logits
+    cond, null = logits[:count].float(), logits[count:].float()  # (count, ..., V) each
+    return null + guidance_scale * (cond - null)
+
+
+def draw_rows(logits: Tensor, temperature: float, generators: list[torch.Generator]) -> Tensor:
+    """One categorical draw per position, row i from generators[i]; temperature 0 = argmax.
+
+    logits (B, V) or (B, N, V) -> ids (B,) or (B, N).
+    """
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = (logits.float() / temperature).softmax(-1)
+    rows = []
+    for row, generator in zip(probs, generators):
+        flat = row.reshape(-1, row.shape[-1]).cpu()  # (positions, V)
+        rows.append(torch.multinomial(flat, 1, generator=generator).reshape(row.shape[:-1]))
+    return torch.stack(rows).to(logits.device)
+
+
+def _batch_condition(model, cond, count: int, guidance_scale: float):
+    """(condition for the model batch, rows per half): null rows appended when guiding."""
+    require(len(cond) == count if cond is not None else True, "cond",
+            None if cond is None else len(cond), f"{count} rows")  # fmt: skip
+    guided = cond is not None and model.config.prefix_length > 0 and guidance_scale != 1
+    return (cond.with_null() if guided else cond), guided
+
+
+def _check(count: int, generators: list, temperature: float) -> None:
+    require(count >= 1, "count", count, "an integer >= 1")
+    require(len(generators) == count, "generators", len(generators), f"{count} generators")
+    require(temperature >= 0, "temperature", temperature, "a number >= 0")
+
+
+@torch.no_grad()
+def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
+                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  generators: list[torch.Generator], use_cache: bool = True) -> Tensor:  # fmt: skip
+    """Raster-order autoregressive sampling (Esser et al. 2021) -> indices (count, h, w).
+
+    use_cache=False recomputes the whole sequence at every step (the benchmark baseline).
+    """
+    _check(count, generators, temperature)
+    batch_cond, guided = _batch_condition(model, cond, count, guidance_scale)
+    rows = 2 * count if guided else count
+    side, total = model.config.grid_size, model.num_tokens
+    device = model.embed.weight.device
+    tokens = torch.zeros(count, total, dtype=torch.long, device=device)
+    if use_cache:
+        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(
+            device.type) else model.embed.weight.dtype  # fmt: skip
+        logits, cache = model.prefill(batch_cond, rows, dtype)
+    for j in range(total):
+        if not use_cache:
+            slots = torch.cat(
+                [torch.full((count, 1), model.special, device=device), tokens[:, :j]], 1
+            )  # fmt: skip  (count, j + 1)
+            slots = torch.cat([slots, slots]) if guided else slots
+            logits = model.run_slots(slots, batch_cond)[:, -1]  # (rows, V)
+        guided_step = guided_logits(logits, count, guidance_scale)
+        filtered = filter_logits(guided_step.float(), top_k, top_p)
+        tokens[:, j] = draw_rows(filtered, temperature, generators)
+        if use_cache and j + 1 < total:
+            step_tokens = torch.cat([tokens[:, j]] * 2) if guided else tokens[:, j]
+            logits = model.forward_step(step_tokens, cache)
+    return tokens.view(count, side, side)  # (B, h, w)
+
+
+def masked_count(step: int, steps: int, total: int) -> int:
+    """Tokens still masked after `step` (0-based) of `steps`: N cos(pi/2 (step+1)/steps)."""
+    return math.floor(total * math.cos(math.pi / 2 * (step + 1) / steps))
+
+
+@torch.no_grad()
+def sample_maskgit(model, cond, *, count: int, steps: int = 8, guidance_scale: float = 1.0,
+                   temperature: float = 1.0, generators: list[torch.Generator],
+                   choice_temperature: float = 4.5) -> Tensor:  # fmt: skip
+    """MaskGIT iterative decoding (Chang et al. 2022) -> indices (count, h, w).
+
+    Start fully masked; at each step draw every masked cell, keep the most confident draws
+    and re-mask the rest so that N cos(pi/2 t/T) stay masked (cosine schedule). Confidence is
+    the drawn token's log-probability plus Gumbel noise scaled by choice_temperature (1 - t/T),
+    annealed to 0. Every step unmasks at least one cell; after `steps` steps none is left.
+    """
+    _check(count, generators, temperature)
+    total, side = model.num_tokens, model.config.grid_size
+    require(1 <= steps <= total, "steps", steps, f"an integer from 1 to {total} (the token count)")
+    batch_cond, guided = _batch_condition(model, cond, count, guidance_scale)
+    device = model.embed.weight.device
+    tokens = torch.full((count, total), model.special, dtype=torch.long, device=device)
+    for step in range(steps):
+        masked = tokens == model.special  # (B, N)
+        remaining = int(masked[0].sum())
+        inputs = torch.cat([tokens, tokens]) if guided else tokens
+        logits = guided_logits(model.run_slots(inputs, batch_cond), count, guidance_scale)
+        drawn = draw_rows(logits.float(), temperature, generators)  # (B, N)
+        drawn = torch.where(masked, drawn, tokens)
+        log_probs = (logits.float() / max(temperature, 1e-6)).log_softmax(-1)
+        confidence = log_probs.gather(-1, drawn[..., None])[..., 0]  # (B, N)
+        keep_masked = min(masked_count(step, steps, total), remaining - 1)
+        if keep_masked <= 0:
+            tokens = drawn
+            continue
+        noise = torch.stack([torch.rand(total, generator=g) for g in generators]).to(device)
+        gumbel = -torch.log(-torch.log(noise.clamp(1e-20, 1 - 1e-7)))
+        confidence = confidence + choice_temperature * (1 - (step + 1) / steps) * gumbel
+        confidence = confidence.masked_fill(~masked, float("inf"))  # known cells stay known
+        lowest = confidence.topk(keep_masked, dim=-1, largest=False).indices  # (B, keep)
+        tokens = drawn.scatter(-1, lowest, model.special)
+    return tokens.view(count, side, side)  # (B, h, w)

@@ -1,0 +1,217 @@
+"""Task "token-lm": a language model over image tokens (families token-ar and maskgit).
+
+Images become token grids through a frozen, trained "vq" tokenizer (encoded under no_grad
+inside loss()); the transformer learns them like text. Raster mode: next-token cross-entropy
+in raster order (Esser et al. 2021). MaskGIT mode (Chang et al. 2022): a mask ratio
+cos(pi/2 r), r ~ U(0, 1), per image; cross-entropy on the masked cells only. Prompts are
+dropped to the null prefix with probability `prompt_dropout` so that classifier-free guidance
+works (Ho & Salimans 2022). The tokenizer is a frozen submodule of the transformer, so the
+exported checkpoint is self-contained; the engine keeps the EMA of the transformer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pixloom.configs import config_from_dict, config_to_dict
+from pixloom.errors import InvalidValue, require
+from pixloom.models.registry import build_model
+from pixloom.models.token_transformer import TokenCondition, TokenTransformerConfig
+from pixloom.training.task import Phase, register_task
+from pixloom.training.tasks.gan import text_encoder_spec
+
+FAMILY = {"raster": "token-ar", "maskgit": "maskgit"}
+
+
+@dataclass
+class TokenLmTaskOptions:
+    """Options of the token-lm task (TrainConfig.task_options)."""
+
+    mode: Literal["raster", "maskgit"] = "raster"
+    tokenizer: str = ""  # trained "vq" checkpoint: directory, run directory or shipped name
+    model_config: dict[str, Any] = field(default_factory=dict)  # TokenTransformerConfig fields
+    text_encoder: str = "builtin"  # builtin | minilm | hf:PATH | none (unconditional)
+    text_encoder_config: dict[str, Any] = field(default_factory=dict)  # builtin: dim, layers..
+    vocab_size: int = 1024  # builtin: most frequent caption words kept (+ specials)
+    vocab_captions: int = 20_000  # builtin: training captions scanned for the vocabulary
+    class_conditional: bool = False  # condition on dataset labels instead of captions
+    prompt_dropout: float = 0.1  # rows trained on the null prefix (classifier-free guidance)
+    lr: float = 3e-4  # AdamW
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # LLM practice
+    weight_decay: float = 0.01
+    preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
+
+    def __post_init__(self) -> None:
+        require(bool(self.tokenizer), "task_options.tokenizer", self.tokenizer,
+                "a trained vq checkpoint (e.g. runs/shapes-vq)")  # fmt: skip
+        require(self.lr > 0, "task_options.lr", self.lr, "> 0")
+        require(self.weight_decay >= 0, "task_options.weight_decay", self.weight_decay, ">= 0")
+        require(0 <= self.prompt_dropout < 1, "task_options.prompt_dropout",
+                self.prompt_dropout, "a probability in [0, 1)")  # fmt: skip
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                "task_options.betas", self.betas, "two Adam betas in [0, 1)")  # fmt: skip
+        require(not (self.class_conditional and self.text_encoder != "none"),
+                "task_options.text_encoder", self.text_encoder,
+                "'none' when class_conditional is true")  # fmt: skip
+
+
+def resolve_tokenizer(name_or_path: str) -> Path:
+    """A vq checkpoint: a directory, a shipped name, OUT/latest or a run directory OUT
+    (OUT/model when complete, else the checkpoint OUT/latest points to)."""
+    from pixloom.io.checkpoint import is_complete
+    from pixloom.models.loading import resolve_checkpoint
+    from pixloom.training.checkpointing import LATEST, latest_checkpoint
+
+    path = Path(name_or_path)
+    run = path.parent if path.name == LATEST and path.is_file() else path
+    if run.is_dir() and not is_complete(run):
+        if is_complete(run / "model"):
+            return run / "model"
+        found = latest_checkpoint(run)
+        if found is not None:
+            return found
+    return resolve_checkpoint(name_or_path)
+
+
+def load_tokenizer(name_or_path: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The frozen vq tokenizer and its model config dict."""
+    from pixloom.models.loading import load_model
+
+    tokenizer, checkpoint = load_model(resolve_tokenizer(name_or_path))
+    if checkpoint.family != "vq":
+        raise InvalidValue("task_options.tokenizer", name_or_path,
+                           f"a 'vq' checkpoint, not family {checkpoint.family!r}")  # fmt: skip
+    return tokenizer.requires_grad_(False), dict(checkpoint.model_config)
+
+
+class TokenLmTask:
+    """One phase "lm" over a TokenTransformer holding the frozen tokenizer."""
+
+    ema_module = "transformer"
+
+    def __init__(self, options: TokenLmTaskOptions, dataset_info: Any):
+        self.options = options
+        tokenizer, tokenizer_config = load_tokenizer(options.tokenizer)
+        spec = {} if options.class_conditional else text_encoder_spec(options, dataset_info)
+        classes = int(getattr(dataset_info, "num_classes", 0) or 0)
+        if options.class_conditional:
+            require(classes > 0, "task_options.class_conditional", True,
+                    f"false: dataset {dataset_info.name} has no labels")  # fmt: skip
+        fields = {**options.model_config, "vocab": tokenizer.codebook_size,
+                  "grid_size": tokenizer.grid_size, "mode": options.mode, "text_encoder": spec,
+                  "num_classes": classes if options.class_conditional else 0,
+                  "tokenizer": tokenizer_config}  # fmt: skip
+        self.model_config = config_from_dict(TokenTransformerConfig, fields,
+                                             where="task_options.model_config")  # fmt: skip
+        self.transformer = build_model(FAMILY[options.mode], self.model_config)
+        self.transformer.tokenizer.load_state_dict(tokenizer.state_dict())
+        self.frozen = None
+        if spec and spec["name"] != "builtin":
+            from pixloom.text.registry import CachedEncoder, load_text_encoder
+
+            self.frozen = CachedEncoder(load_text_encoder(spec))
+        self.preview_prompts = list(options.preview_prompts)
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The transformer (tokenizer and built-in text encoder inside)."""
+        return {"transformer": self.transformer}
+
+    def phases(self) -> list[Phase]:
+        """One AdamW phase over the trainable parameters (the tokenizer is frozen)."""
+        options = self.options
+        return [Phase("lm", ["transformer"], options.lr, betas=tuple(options.betas),
+                      weight_decay=options.weight_decay)]  # fmt: skip
+
+    def condition(self, model: nn.Module, batch: dict, null: torch.Tensor | None):
+        """The TokenCondition of a batch (captions or labels), or None when unconditional."""
+        device = batch["image"].device
+        if self.model_config.num_classes:
+            return TokenCondition(labels=batch["label"].to(device).long(), null=null)
+        if not self.model_config.text_encoder:
+            return None
+        captions = list(batch["caption"])
+        if model.text_encoder is not None:
+            text = model.text_encoder.encode(captions)
+        else:
+            text = self.frozen.encode(captions).to(device)
+        return TokenCondition(text=text, null=null)
+
+    def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on next tokens (raster) or on masked tokens (maskgit)."""
+        model, image = self.transformer, batch["image"]
+        count, device = image.shape[0], image.device
+        if not self.preview_prompts and self.model_config.text_encoder:
+            self.preview_prompts = list(batch["caption"][:8])
+        with torch.no_grad():
+            indices = model.tokenizer.encode(image).indices  # (B, h, w)
+        side = self.model_config.grid_size
+        require(tuple(indices.shape[1:]) == (side, side), "resolution", image.shape[-1],
+                f"the tokenizer's training resolution (it gave a {tuple(indices.shape[1:])} "
+                f"grid, the model expects {side}x{side})")  # fmt: skip
+        tokens = indices.flatten(1)  # (B, N)
+        null = torch.rand(count, device=device) < self.options.prompt_dropout
+        cond = self.condition(model, batch, null)
+        if self.options.mode == "raster":
+            logits = model(tokens, None, cond)  # (B, N, V)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten())
+            return loss, {"ce": float(loss.detach())}
+        masked = random_mask(count, tokens.shape[1], device)
+        logits = model(tokens.masked_fill(masked, model.special), None, cond)
+        loss = F.cross_entropy(logits.float()[masked], tokens[masked])
+        return loss, {"ce": float(loss.detach()), "mask_ratio": float(masked.float().mean())}
+
+    def export_config(self) -> dict:
+        """The family and transformer config (tokenizer and text encoder configs included)."""
+        return {"family": FAMILY[self.options.mode], "model": config_to_dict(self.model_config)}
+
+    def state_dict(self) -> dict:
+        """The preview prompts (so a resumed run draws the same grids)."""
+        return {"preview_prompts": list(self.preview_prompts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the preview prompts."""
+        self.preview_prompts = list(state.get("preview_prompts", []))
+
+    def sample_images(self, modules: dict[str, nn.Module], step: int) -> list | None:
+        """One image per preview prompt (or class 0.. / 8 unconditional), seeds 0.., EMA."""
+        from pixloom.pipelines.text_to_image import tensor_to_images
+        from pixloom.sampling.tokens import sample_maskgit, sample_raster
+
+        model = modules["transformer"]
+        device = model.embed.weight.device
+        count = len(self.preview_prompts) or 8
+        batch = {"image": torch.zeros(count, device=device),
+                 "caption": self.preview_prompts or [""] * count,
+                 "label": torch.arange(count) % max(self.model_config.num_classes, 1)}  # fmt: skip
+        cond = self.condition(model, batch, None)
+        generators = [torch.Generator().manual_seed(i) for i in range(count)]
+        guidance = 3.0 if self.model_config.prefix_length else 1.0
+        common = {"count": count, "guidance_scale": guidance, "generators": generators}
+        if self.options.mode == "raster":
+            indices = sample_raster(model, cond, **common)
+        else:
+            indices = sample_maskgit(model, cond, steps=min(8, model.num_tokens), **common)
+        return tensor_to_images(model.tokenizer.decode(indices))
+
+
+def random_mask(count: int, total: int, device: torch.device) -> torch.Tensor:
+    """(count, total) bool: per row ceil(total cos(pi/2 r)) random cells, r ~ U(0, 1), >= 1."""
+    ratio = torch.cos(math.pi / 2 * torch.rand(count, device=device))  # (B,)
+    masked = (ratio * total).ceil().clamp(1, total).long()  # (B,)
+    ranks = torch.rand(count, total, device=device).argsort(-1).argsort(-1)  # random ranks
+    return ranks < masked[:, None]
+
+
+@register_task("token-lm")
+def make_token_lm_task(options: dict, dataset_info: Any) -> TokenLmTask:
+    """Build the token-lm task from its options (unknown options are refused by name)."""
+    return TokenLmTask(
+        config_from_dict(TokenLmTaskOptions, options, where="task_options"), dataset_info
+    )

@@ -1,0 +1,262 @@
+"""Token transformers (token-ar, maskgit): backbone, KV cache, samplers, task, pipeline."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from pixloom.errors import InvalidValue
+from pixloom.models.registry import build_model
+from pixloom.models.token_transformer import RMSNorm, TokenCondition, apply_rope, rope_angles
+from pixloom.pipelines.text_to_image import TextToImageRequest, generate_files, replay_request
+from pixloom.sampling.tokens import filter_logits, guided_logits, sample_maskgit, sample_raster
+from pixloom.text.builtin import build_vocabulary
+
+VOCAB = build_vocabulary(["a red circle", "two blue squares", "a green star above a square"])
+SPEC = {"name": "builtin", "vocab": VOCAB, "dim": 16, "layers": 1, "heads": 2, "max_length": 12}
+VQ = {"resolution": 16, "downsample": 4, "channels": 8, "codebook_size": 16, "code_dim": 4}
+TINY = {"vocab": 16, "grid_size": 4, "dim": 32, "depth": 2, "heads": 2, "max_text_tokens": 6}
+
+
+def _model(family="token-ar", **fields):
+    torch.manual_seed(0)
+    return build_model(family, {**TINY, "text_encoder": SPEC, **fields}).eval()
+
+
+def _cond(model, prompts, null=None):
+    return TokenCondition(text=model.text_encoder.encode(prompts), null=null)
+
+
+def _generators(seeds):
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def test_rms_norm_and_rope():
+    x = torch.randn(3, 8) * 5
+    assert torch.allclose(RMSNorm(8)(x).square().mean(-1), torch.ones(3), atol=1e-4)
+    positions = torch.tensor([[0, 0], [1, 2], [3, 1], [4, 3]])
+    angles = rope_angles(positions, 8, 100.0)
+    q, k = torch.randn(1, 1, 1, 8).expand(1, 1, 4, 8), torch.randn(1, 1, 1, 8).expand(1, 1, 4, 8)
+    rq, rk = apply_rope(q, angles.cos(), angles.sin()), apply_rope(k, angles.cos(), angles.sin())
+    assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-5)  # rotations keep norms
+    # the score depends only on the offset: (1,2)-(0,0) == (4,3)-(3,1)
+    assert torch.allclose((rq[..., 1, :] * rk[..., 0, :]).sum(), (rq[..., 3, :] * rk[..., 2, :]).sum(),
+                          atol=1e-5)  # fmt: skip
+
+
+def test_kv_cache_matches_full_forward_and_causality():
+    model = _model()
+    tokens = torch.randint(0, 16, (4, 16))
+    cond = _cond(model, ["a red circle", "two blue squares"]).with_null()
+    with torch.no_grad():
+        full = model(tokens, None, cond)  # (4, 16, 16)
+        first, cache = model.prefill(cond, 4)
+        steps = [first] + [model.forward_step(tokens[:, j], cache) for j in range(15)]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-4)
+    changed = tokens.clone()
+    changed[:, 10] = (changed[:, 10] + 1) % 16
+    with torch.no_grad():
+        again = model(changed, None, cond)
+    assert torch.equal(again[:, :11], full[:, :11])  # slot j sees cells < j only
+    assert not torch.allclose(again[:, 11:], full[:, 11:])
+    bidirectional = _model("maskgit")
+    with torch.no_grad():
+        a, b = bidirectional(tokens, None, cond), bidirectional(changed, None, cond)
+    assert not torch.allclose(a[:, :10], b[:, :10])
+
+
+def test_guidance_and_filters():
+    cond, null = torch.randn(2, 5), torch.randn(2, 5)
+    both = torch.cat([cond, null])
+    assert torch.allclose(guided_logits(both, 2, 1.0), cond)
+    assert torch.allclose(guided_logits(both, 2, 0.0), null)
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    assert torch.isinf(filter_logits(logits, 2)).tolist() == [[True, False, False, True]]
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    assert torch.isinf(filter_logits(probs, None, 0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(probs, None, 0.1)).tolist() == [[False, True, True, True]]
+    assert torch.equal(filter_logits(probs, 0, 1.0), probs)
+
+
+def test_scale_one_is_the_conditional_model():
+    model = _model()
+    cond = _cond(model, ["a red circle"])
+    a = sample_raster(model, cond, count=1, guidance_scale=1.0, generators=_generators([3]))
+    with torch.no_grad():
+        logits = model(a.flatten(1), None, cond)[0]  # greedy replays from the cond logits
+    greedy = sample_raster(model, cond, count=1, guidance_scale=1.0, temperature=0,
+                           generators=_generators([0]))  # fmt: skip
+    assert greedy.flatten()[0] == logits[0].argmax()
+
+
+@pytest.mark.parametrize("family", ["token-ar", "maskgit"])
+def test_seed_replay_image_by_image(family):
+    model = _model(family)
+    prompts = ["a red circle", "two blue squares", "a star"]
+    kwargs = {"guidance_scale": 2.0, "temperature": 1.0}
+    sample = sample_raster if family == "token-ar" else sample_maskgit
+    batch = sample(model, _cond(model, prompts), count=3, generators=_generators([5, 6, 7]),
+                   **kwargs)  # fmt: skip
+    assert batch.shape == (3, 4, 4)
+    for i in range(3):
+        alone = sample(model, _cond(model, prompts[i : i + 1]), count=1,
+                       generators=_generators([5 + i]), **kwargs)  # fmt: skip
+        assert torch.equal(alone[0], batch[i])
+    if family == "token-ar":
+        uncached = sample(model, _cond(model, prompts), count=3, use_cache=False,
+                          generators=_generators([5, 6, 7]), **kwargs)  # fmt: skip
+        assert torch.equal(uncached, batch)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_maskgit_fills_every_cell_in_exactly_steps(steps):
+    model = _model("maskgit")
+    seen = []
+    run = model.run_slots
+
+    def counting(slots, cond):
+        seen.append(int((slots[0] == model.special).sum()))
+        return run(slots, cond)
+
+    model.run_slots = counting
+    tokens = sample_maskgit(model, _cond(model, ["a red circle"]), count=1, steps=steps,
+                            guidance_scale=1.0, generators=_generators([0]))  # fmt: skip
+    assert len(seen) == steps and seen[0] == 16
+    assert all(a > b for a, b in zip(seen, seen[1:]))  # each step unmasks at least one cell
+    assert bool(((tokens >= 0) & (tokens < 16)).all())
+    with pytest.raises(InvalidValue, match="steps"):
+        sample_maskgit(model, None, count=1, steps=17, generators=_generators([0]))
+
+
+def test_bad_configs_name_the_field():
+    with pytest.raises(InvalidValue, match="model.heads"):
+        build_model("token-ar", {**TINY, "heads": 3})
+    with pytest.raises(InvalidValue, match="model.mode"):
+        build_model("maskgit", {**TINY, "mode": "raster"})
+    with pytest.raises(InvalidValue, match="model.vocab"):
+        build_model("token-ar", {**TINY, "vocab": 32, "tokenizer": VQ})
+    with pytest.raises(InvalidValue, match="cond"):
+        _model()(torch.zeros(1, 16, dtype=torch.long), None, None)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    from pixloom.io.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    tokenizer = build_model("vq", VQ)
+    path = tmp_path_factory.mktemp("vq") / "tiny-vq"
+    save_checkpoint(path, config={"family": "vq", "model": VQ}, weights=tokenizer.state_dict())
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tokenizer_dir, tmp_path_factory):
+    """Two steps of each mode through the engine -> {family: model directory}."""
+    from pixloom.data.registry import load_dataset
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.engine import train
+
+    dataset = load_dataset("shapes", resolution=16, train_size=32)
+    models = {}
+    for mode, family in (("raster", "token-ar"), ("maskgit", "maskgit")):
+        options = {"mode": mode, "tokenizer": str(tokenizer_dir), "vocab_captions": 32,
+                   "model_config": {k: v for k, v in TINY.items() if k not in ("vocab", "grid_size")},
+                   "text_encoder_config": {"dim": 16, "layers": 1, "heads": 2}}  # fmt: skip
+        out = tmp_path_factory.mktemp(mode) / "run"
+        config = TrainConfig(task="token-lm", data="shapes", resolution=16, task_options=options,
+                             steps=2, batch_size=4, out=str(out), progress=False,
+                             tensorboard=False, sample_every=2, precision="fp32")  # fmt: skip
+        result = train(config, dataset=dataset)
+        assert result.step == 2 and result.model is not None
+        assert (out / "samples" / "step-0000002.png").exists()
+        models[family] = result.model
+    return models
+
+
+@pytest.mark.parametrize("family", ["token-ar", "maskgit"])
+def test_trained_pipeline_files_and_replay(trained, family, tmp_path):
+    from PIL import Image
+
+    import pixloom
+    from pixloom.io.images import read_png_metadata
+
+    pipe = pixloom.load(trained[family], device="cpu")
+    assert type(pipe).__name__ == "TokenToImagePipeline"
+    batch = pipe("a red circle", num_images=2, seed=4, temperature=1.5, precision="fp32")
+    assert len(batch.images) == 2 and batch.images[0].size == (16, 16)
+    alone = pipe("a red circle", num_images=1, seed=5, temperature=1.5, precision="fp32")
+    assert alone.images[0].tobytes() == batch.images[1].tobytes()
+    request = TextToImageRequest(
+        "a red circle", num_images=2, seed=3, out=str(tmp_path / "o"), precision="fp32"
+    )
+    paths = generate_files(request, pipe)
+    metadata = read_png_metadata(paths[1])
+    stored = metadata["chain"][0]["request"]
+    assert metadata["seed"] == 4 and stored["guidance_scale"] == 3.0
+    assert (stored["steps"] is None) == (family == "token-ar")
+    replay = TextToImageRequest(from_image=str(paths[1]), out=str(tmp_path / "replay"))
+    (again,) = generate_files(replay_request(replay.from_image, replay), pipe)
+    assert Image.open(again).tobytes() == Image.open(paths[1]).tobytes()
+    with pytest.raises(InvalidValue, match="overwrite"):
+        generate_files(request, pipe)
+
+
+@pytest.mark.parametrize(
+    ("family", "fields", "name"),
+    [
+        ("token-ar", {"truncation": 0.5}, "truncation"),
+        ("token-ar", {"steps": 4}, "steps"),
+        ("token-ar", {"top_k": 999}, "top_k"),
+        ("maskgit", {"top_p": 0.9}, "top_p"),
+        ("maskgit", {"steps": 17}, "steps"),
+    ],
+)
+def test_token_pipeline_refuses_unused_or_impossible_fields(trained, family, fields, name):
+    import pixloom
+
+    pipe = pixloom.load(trained[family], device="cpu")
+    with pytest.raises(InvalidValue, match=name):
+        pipe("a red circle", **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"guidance_scale": -1}, "guidance_scale"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 2.5}, "steps"),
+    ],
+)
+def test_request_sampling_fields_validated(fields, name):
+    with pytest.raises(InvalidValue, match=name):
+        TextToImageRequest("a red circle", **fields)
+
+
+def test_gan_pipeline_refuses_sampling_fields():
+    from pixloom.pipelines.text_to_image import TextToImagePipeline
+
+    generator = build_model("mlp-gan", {"resolution": 8, "z_dim": 4, "hidden": 8, "layers": 1})
+    pipe = TextToImagePipeline(generator, name="g", sha256=None, family="mlp-gan", device="cpu")
+    for name, value in [("guidance_scale", 2.0), ("steps", 4), ("top_k", 5)]:
+        request = TextToImageRequest("x", **{name: value})
+        with pytest.raises(InvalidValue, match=f"{name}.*maskgit"):
+            pipe.resolve(request)
+    assert pipe.resolve(TextToImageRequest("x")).guidance_scale is None
+
+
+def test_mask_schedule_is_cosine():
+    from pixloom.sampling.tokens import masked_count
+    from pixloom.training.tasks.token_lm import random_mask
+
+    assert [masked_count(s, 4, 16) for s in range(4)] == [
+        math.floor(16 * math.cos(math.pi / 2 * (s + 1) / 4)) for s in range(4)
+    ]
+    mask = random_mask(64, 16, torch.device("cpu"))
+    assert bool((mask.sum(1) >= 1).all()) and mask.shape == (64, 16)
+    assert dataclasses.is_dataclass(TokenCondition)
