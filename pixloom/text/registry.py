@@ -62,11 +62,14 @@ class CachedEncoder:
         """Encode the prompts not seen before, then assemble the batch from the cache."""
         keys = [normalize_prompt(prompt) for prompt in prompts]
         missing = list(dict.fromkeys(key for key in keys if key not in self.rows))
+        new: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         if missing:
             fresh = self.encoder.encode(missing)
-            if len(self.rows) + len(missing) > self.max_entries:
-                self.rows.clear()
             for i, key in enumerate(missing):
                 length = int(fresh.mask[i].sum())
-                self.rows[key] = (fresh.tokens[i, :length].clone(), fresh.pooled[i].clone())
-        return pad_embeddings([self.rows[key] for key in keys])
+                new[key] = (fresh.tokens[i, :length].clone(), fresh.pooled[i].clone())
+        batch = [self.rows[key] if key in self.rows else new[key] for key in keys]
+        if len(self.rows) + len(new) > self.max_entries:  # full: start over (batch kept)
+            self.rows.clear()
+        self.rows.update(new)
+        return pad_embeddings(batch)
