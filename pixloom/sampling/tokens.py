@@ -47,16 +47,19 @@ def guided_logits(logits: Tensor, count: int, guidance_scale: float) -> Tensor:
 def draw_rows(logits: Tensor, temperature: float, generators: list[torch.Generator]) -> Tensor:
     """One categorical draw per position, row i from generators[i]; temperature 0 = argmax.
 
-    logits (B, V) or (B, N, V) -> ids (B,) or (B, N).
+    logits (B, V) or (B, N, V) -> ids (B,) or (B, N). Inverse-CDF sampling: each row takes
+    its uniforms from its own generator (so an image replays alone), then one vectorized
+    search over the cumulative probabilities draws every row at once.
     """
     if temperature == 0:
         return logits.argmax(-1)
     probs = (logits.float() / temperature).softmax(-1)
-    rows = []
-    for row, generator in zip(probs, generators):
-        flat = row.reshape(-1, row.shape[-1]).cpu()  # (positions, V)
-        rows.append(torch.multinomial(flat, 1, generator=generator).reshape(row.shape[:-1]))
-    return torch.stack(rows).to(logits.device)
+    cumulative = probs.cumsum(-1)  # (B, [N,] V)
+    shape = probs.shape[1:-1]  # () or (N,)
+    uniforms = torch.stack([torch.rand(shape, generator=g) for g in generators])
+    uniforms = uniforms.to(probs.device) * cumulative[..., -1]  # (B, [N]) scaled to the total
+    ids = torch.searchsorted(cumulative, uniforms[..., None], right=True)[..., 0]
+    return ids.clamp_max(probs.shape[-1] - 1)  # rounding at the top end
 
 
 def _batch_condition(model, cond, count: int, guidance_scale: float):
