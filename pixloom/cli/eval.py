@@ -1,4 +1,4 @@
-"""`pixloom eval alignment|fid|sr`: measure models with pixloom's oracles and protocols."""
+"""`pixloom eval alignment|fid|sr|tokenizer`: measure models with pixloom's oracles and protocols."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pixloom.cli.dataclass_args import add_dataclass_arguments, dataclass_from_a
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `eval` and its three measurements; flags come from the Request dataclasses."""
+    """Add `eval` and its measurements; flags come from the Request dataclasses."""
     from pixloom.evaluation.alignment import AlignmentRequest
     from pixloom.evaluation.distribution import DistributionRequest
     from pixloom.evaluation.reconstruction import ReconstructionRequest
     from pixloom.evaluation.sr import SrEvalRequest
 
-    parser = subparsers.add_parser("eval", help="measure alignment, FID/KID/IS/PR or PSNR/SSIM")
+    parser = subparsers.add_parser(
+        "eval", help="measure alignment, FID/KID/IS/PR, PSNR/SSIM or a tokenizer"
+    )
     kinds = parser.add_subparsers(dest="measure", metavar="MEASURE", required=True)
     for name, cls, handler, text in (
         (
