@@ -40,6 +40,7 @@ from pixloom.io.state import flatten_state, unflatten_state
 FORMAT = "pixloom-checkpoint"
 FORMAT_VERSION = 1
 MANIFEST_FORMAT = "pixloom-manifest"
+REPLACED_RETRIES = 3  # loads restarted when a writer replaces the checkpoint meanwhile
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
@@ -404,9 +405,34 @@ def load_checkpoint(
         weights: load model.safetensors; False leaves Checkpoint.weights empty (inspection).
     """
     path = Path(directory)
-    if not path.is_dir():
-        raise CheckpointError(f"no checkpoint at {path}: not a directory")
-    manifest = _read_manifest(path)
+    for attempt in range(REPLACED_RETRIES + 1):
+        if not path.is_dir():
+            raise CheckpointError(f"no checkpoint at {path}: not a directory")
+        manifest = _read_manifest(path)
+        # A writer may swap in a newer checkpoint between two of our reads: the manifest then
+        # differs afterwards and the load starts over, so the files come from one version.
+        try:
+            loaded = _load_files(path, manifest, training_state, verify, weights)
+        except (CheckpointError, OSError):
+            if attempt == REPLACED_RETRIES or _manifest_or_none(path) == manifest:
+                raise
+            continue
+        if attempt == REPLACED_RETRIES or _manifest_or_none(path) == manifest:
+            return loaded
+    raise AssertionError("unreachable")
+
+
+def _manifest_or_none(path: Path) -> dict | None:
+    try:
+        return _read_manifest(path)
+    except (PixloomError, OSError):
+        return None
+
+
+def _load_files(
+    path: Path, manifest: dict, training_state: bool, verify: bool, weights: bool
+) -> Checkpoint:
+    """The files of one checkpoint version, checked against its manifest."""
     config_path = _verify_file(path, manifest, CONFIG_FILE, verify)
     config = _check_loaded_config(_read_json(config_path, CONFIG_FILE), config_path)
     weights_path = _verify_file(path, manifest, WEIGHTS_FILE, verify)

@@ -283,3 +283,32 @@ def test_fallback_restores_previous_when_second_rename_fails(tmp_path, monkeypat
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(target).weights["w"], torch.zeros(1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+def test_load_starts_over_when_a_writer_replaces_the_checkpoint_meanwhile(tmp_path, monkeypatch):
+    target = save_checkpoint(tmp_path / "ck", config=CONFIG, weights={"w": torch.zeros(1)})
+    real_load, calls = checkpoint_module._load_files, []
+
+    def racing(*args):
+        calls.append(1)
+        if len(calls) == 1:  # a newer save lands between our manifest read and the files
+            save_checkpoint(target, config=CONFIG, weights={"w": torch.ones(1)})
+            raise CheckpointError("sha256 mismatch")
+        return real_load(*args)
+
+    monkeypatch.setattr(checkpoint_module, "_load_files", racing)
+    assert torch.equal(load_checkpoint(target).weights["w"], torch.ones(1)) and len(calls) == 2
+
+
+def test_a_real_error_is_not_retried(tmp_path, monkeypatch):
+    target = save_checkpoint(tmp_path / "ck", config=CONFIG, weights={"w": torch.zeros(1)})
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise CheckpointError("sha256 mismatch")
+
+    monkeypatch.setattr(checkpoint_module, "_load_files", broken)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(target)
+    assert len(calls) == 1
