@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -256,39 +257,55 @@ class TextToImagePipeline:
             )  # fmt: skip
         )
         z = draw_latents(request.num_images, self.config.z_dim, seed=request.seed)
+        seeds = [request.seed + i for i in range(request.num_images)]
         precision = resolve_precision(request.precision, self.device)
-        images = self._run(request.prompt, z, request.truncation, precision)
-        used = [precision] * len(images)
-        bad = _bad_images(images)
-        if bad and precision != "fp32":  # G1: retry the bad images in fp32
-            retried = self._run(request.prompt, z[bad], request.truncation, "fp32")
-            for j, i in enumerate(bad):
-                images[i], used[i] = retried[j], "fp32"
-            bad = _bad_images(images)
-        if bad:
-            raise PixloomError(
-                f"{self.name} produced all-black or non-finite images for seeds "
-                f"{[request.seed + i for i in bad]} even in fp32; the checkpoint may be broken"
-            )
-        pictures = tensor_to_images(images)
-        metadata = [self._metadata(request, i, used[i]) for i in range(len(pictures))]
-        return Result(pictures, metadata)
-
-    def _metadata(self, request: TextToImageRequest, index: int, precision: str) -> dict:
-        """Everything needed to replay image `index` alone."""
-        replay = dataclasses.replace(
-            request, num_images=1, seed=request.seed + index, precision=precision,
-            from_image=None, grid=False, overwrite=False,
+        images, used = draw_checked(
+            lambda rows, chosen: self._run(request.prompt, z[rows], request.truncation, chosen),
+            seeds, precision, name=self.name,
         )  # fmt: skip
-        return {
-            "prompt": request.prompt,
-            "seed": request.seed + index,
-            "model": self.name,
-            "model_sha256": self.sha256,
-            "pixloom_version": __version__,
-            "chain": [{"step": "generate", "request": dataclasses.asdict(replay),
-                       "family": self.family, "precision": precision}],
-        }  # fmt: skip
+        identity = {"name": self.name, "sha256": self.sha256, "family": self.family}
+        metadata = [replay_metadata(request, i, used[i], **identity) for i in range(len(seeds))]
+        return Result(tensor_to_images(images), metadata)
+
+
+def draw_checked(
+    run: Callable[[list[int], str], torch.Tensor], seeds: list[int], precision: str, *, name: str
+) -> tuple[torch.Tensor, list[str]]:
+    """Images from run(rows, precision) for every seed and the precision each used (G1):
+    all-black or non-finite images are drawn again in fp32, and refused if they stay bad."""
+    rows = list(range(len(seeds)))
+    images = run(rows, precision)
+    used = [precision] * len(seeds)
+    bad = _bad_images(images)
+    if bad and precision != "fp32":
+        retried = run(bad, "fp32")
+        for j, i in enumerate(bad):
+            images[i], used[i] = retried[j], "fp32"
+        bad = _bad_images(images)
+    if bad:
+        raise PixloomError(
+            f"{name} produced all-black or non-finite images for seeds "
+            f"{[seeds[i] for i in bad]} even in fp32; the checkpoint may be broken"
+        )
+    return images, used
+
+
+def replay_metadata(request: TextToImageRequest, index: int, precision: str, *, name: str,
+                    sha256: str | None, family: str) -> dict:  # fmt: skip
+    """Everything needed to replay image `index` of a resolved request alone (PNG metadata)."""
+    replay = dataclasses.replace(
+        request, num_images=1, seed=request.seed + index, precision=precision,
+        from_image=None, grid=False, overwrite=False,
+    )  # fmt: skip
+    return {
+        "prompt": request.prompt,
+        "seed": request.seed + index,
+        "model": name,
+        "model_sha256": sha256,
+        "pixloom_version": __version__,
+        "chain": [{"step": "generate", "request": dataclasses.asdict(replay),
+                   "family": family, "precision": precision}],
+    }  # fmt: skip
 
 
 def _bad_images(images: torch.Tensor) -> list[int]:

@@ -20,14 +20,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from pixloom import __version__
 from pixloom.devices import autocast, resolve_device, resolve_precision
-from pixloom.errors import InvalidValue, PixloomError, require
+from pixloom.errors import InvalidValue, require
 from pixloom.models.token_transformer import TokenCondition
 from pixloom.pipelines.text_to_image import (
     Result,
     TextToImageRequest,
-    _bad_images,
+    draw_checked,
+    replay_metadata,
     tensor_to_images,
 )
 from pixloom.sampling.tokens import sample_maskgit, sample_raster
@@ -154,38 +154,13 @@ class TokenToImagePipeline:
         )  # fmt: skip
         seeds = [request.seed + i for i in range(request.num_images)]
         precision = resolve_precision(request.precision, self.device)
-        images = self._run(request, seeds, precision)
-        used = [precision] * len(images)
-        bad = _bad_images(images)
-        if bad and precision != "fp32":  # G1: retry the bad images in fp32
-            retried = self._run(request, [seeds[i] for i in bad], "fp32")
-            for j, i in enumerate(bad):
-                images[i], used[i] = retried[j], "fp32"
-            bad = _bad_images(images)
-        if bad:
-            raise PixloomError(
-                f"{self.name} produced all-black or non-finite images for seeds "
-                f"{[seeds[i] for i in bad]} even in fp32; the checkpoint may be broken"
-            )
-        pictures = tensor_to_images(images)
-        metadata = [self._metadata(request, i, used[i]) for i in range(len(pictures))]
-        return Result(pictures, metadata)
-
-    def _metadata(self, request: TextToImageRequest, index: int, precision: str) -> dict:
-        """Everything needed to replay image `index` alone."""
-        replay = dataclasses.replace(
-            request, num_images=1, seed=request.seed + index, precision=precision,
-            from_image=None, grid=False, overwrite=False,
+        images, used = draw_checked(
+            lambda rows, chosen: self._run(request, [seeds[i] for i in rows], chosen),
+            seeds, precision, name=self.name,
         )  # fmt: skip
-        return {
-            "prompt": request.prompt,
-            "seed": request.seed + index,
-            "model": self.name,
-            "model_sha256": self.sha256,
-            "pixloom_version": __version__,
-            "chain": [{"step": "generate", "request": dataclasses.asdict(replay),
-                       "family": self.family, "precision": precision}],
-        }  # fmt: skip
+        identity = {"name": self.name, "sha256": self.sha256, "family": self.family}
+        metadata = [replay_metadata(request, i, used[i], **identity) for i in range(len(seeds))]
+        return Result(tensor_to_images(images), metadata)
 
 
 def from_checkpoint(
