@@ -51,6 +51,16 @@ def _to_map(rows: Tensor, batch: int, height: int, width: int) -> Tensor:
     return rows.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
+def _check_indices(indices: Tensor) -> None:
+    """Refuse anything but an int64 (B, h, w) index grid."""
+    require(
+        indices.dtype == torch.int64 and indices.dim() == 3,
+        "indices",
+        f"{indices.dtype} {tuple(indices.shape)}",
+        "an int64 tensor (B, h, w)",
+    )
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -82,12 +92,7 @@ class VectorQuantizer(nn.Module):
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Code vectors (B, D, h, w) of indices (B, h, w)."""
-        require(
-            indices.dtype == torch.int64 and indices.dim() == 3,
-            "indices",
-            f"{indices.dtype} {tuple(indices.shape)}",
-            "an int64 tensor (B, h, w)",
-        )
+        _check_indices(indices)
         return self.codes()[indices].permute(0, 3, 1, 2)  # (B, h, w, D) -> (B, D, h, w)
 
     def quantize(self, z: Tensor) -> Quantized:
@@ -187,12 +192,7 @@ class FiniteScalarQuantizer(nn.Module):
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Code vectors (B, D, h, w) of indices (B, h, w)."""
-        require(
-            indices.dtype == torch.int64 and indices.dim() == 3,
-            "indices",
-            f"{indices.dtype} {tuple(indices.shape)}",
-            "an int64 tensor (B, h, w)",
-        )
+        _check_indices(indices)
         digits = (indices[..., None] // self.basis) % self.levels  # (B, h, w, D)
         half_width = (self.levels // 2).float()
         return ((digits.float() - half_width) / half_width).permute(0, 3, 1, 2)
