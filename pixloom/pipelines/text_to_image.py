@@ -35,9 +35,27 @@ MAX_IMAGES = 256
 MAX_SEED = 2**63 - 1
 GAN_FAMILIES = ("mlp-gan", "dcgan", "stylegan")
 MAX_STEPS = 1000
-# Sampling fields the GAN families refuse -> the families that use them.
-SAMPLING_FIELDS = {name: "token-ar and maskgit" for name in
-                   ("guidance_scale", "temperature", "top_k", "top_p")} | {"steps": "maskgit"}  # fmt: skip
+TOKEN_FAMILIES = ("token-ar", "maskgit")
+# Request fields only some families use -> those families; the others refuse a set value.
+FIELD_FAMILIES = {
+    "truncation": GAN_FAMILIES,
+    "guidance_scale": TOKEN_FAMILIES,
+    "temperature": TOKEN_FAMILIES,
+    "top_k": ("token-ar",),
+    "top_p": ("token-ar",),
+    "steps": ("maskgit",),
+}
+SAMPLING_FIELDS = tuple(name for name in FIELD_FAMILIES if name != "truncation")
+
+
+def refuse_unused(request: TextToImageRequest, family: str) -> None:
+    """Refuse by name every field set in `request` that `family` does not use (never ignore)."""
+    for name, families in FIELD_FAMILIES.items():
+        value = getattr(request, name)
+        if value is not None and family not in families:
+            raise InvalidValue(
+                name, value, f"unset: {family} models do not use it ({', '.join(families)} do)"
+            )
 
 
 def _meta(help_text: str, **extra: Any) -> dict[str, Any]:
@@ -212,11 +230,7 @@ class TextToImagePipeline:
 
     def resolve(self, request: TextToImageRequest) -> TextToImageRequest:
         """The request with every None replaced by this model's default."""
-        for name, families in SAMPLING_FIELDS.items():
-            value = getattr(request, name)
-            if value is not None:
-                raise InvalidValue(name, value, f"unset: {self.family} models do not use it "
-                                   f"({families} models do)")  # fmt: skip
+        refuse_unused(request, self.family)
         return dataclasses.replace(
             request,
             num_images=1 if request.num_images is None else request.num_images,

@@ -21,18 +21,19 @@ import torch
 import torch.nn as nn
 
 from pixloom.devices import autocast, resolve_device, resolve_precision
-from pixloom.errors import InvalidValue, require
+from pixloom.errors import require
 from pixloom.models.token_transformer import TokenCondition
 from pixloom.pipelines.text_to_image import (
+    TOKEN_FAMILIES,
     Result,
     TextToImageRequest,
     draw_checked,
+    refuse_unused,
     replay_metadata,
     tensor_to_images,
 )
 from pixloom.sampling.tokens import sample_maskgit, sample_raster
 
-TOKEN_FAMILIES = ("token-ar", "maskgit")
 DEFAULT_GUIDANCE = 3.0  # conditional models; unconditional ones always use 1
 DEFAULT_MASKGIT_STEPS = 8
 
@@ -58,18 +59,7 @@ class TokenToImagePipeline:
 
     def _refuse(self, request: TextToImageRequest) -> None:
         """Fields this model cannot honour are refused by name, never ignored."""
-        raster = self.family == "token-ar"
-        unused = {"truncation": "GAN models (mlp-gan, dcgan, stylegan) use it"}
-        if raster:
-            unused["steps"] = "maskgit models use it; raster decoding takes one step per token"
-        else:
-            unused.update(top_k="token-ar models use it", top_p="token-ar models use it")
-        for name, users in unused.items():
-            value = getattr(request, name)
-            if value is not None:
-                raise InvalidValue(
-                    name, value, f"unset: {self.family} models do not use it ({users})"
-                )
+        refuse_unused(request, self.family)
         conditional = self.config.prefix_length > 0
         if request.guidance_scale is not None and not conditional:
             require(request.guidance_scale == 1, "guidance_scale", request.guidance_scale,

@@ -243,9 +243,10 @@ def test_gan_pipeline_refuses_sampling_fields():
 
     generator = build_model("mlp-gan", {"resolution": 8, "z_dim": 4, "hidden": 8, "layers": 1})
     pipe = TextToImagePipeline(generator, name="g", sha256=None, family="mlp-gan", device="cpu")
-    for name, value in [("guidance_scale", 2.0), ("steps", 4), ("top_k", 5)]:
+    for name, value, users in [("guidance_scale", 2.0, "maskgit"), ("steps", 4, "maskgit"),
+                               ("top_k", 5, "token-ar")]:  # fmt: skip
         request = TextToImageRequest("x", **{name: value})
-        with pytest.raises(InvalidValue, match=f"{name}.*maskgit"):
+        with pytest.raises(InvalidValue, match=f"{name}.*{users}"):
             pipe.resolve(request)
     assert pipe.resolve(TextToImageRequest("x")).guidance_scale is None
 
