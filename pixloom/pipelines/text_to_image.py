@@ -271,24 +271,25 @@ class TextToImagePipeline:
             )  # fmt: skip
         )
         z = draw_latents(request.num_images, self.config.z_dim, seed=request.seed)
-        seeds = [request.seed + i for i in range(request.num_images)]
-        precision = resolve_precision(request.precision, self.device)
-        images, used = draw_checked(
+        return draw_checked(
             lambda rows, chosen: self._run(request.prompt, z[rows], request.truncation, chosen),
-            seeds, precision, name=self.name,
+            request, resolve_precision(request.precision, self.device), self,
         )  # fmt: skip
-        identity = {"name": self.name, "sha256": self.sha256, "family": self.family}
-        metadata = [replay_metadata(request, i, used[i], **identity) for i in range(len(seeds))]
-        return Result(tensor_to_images(images), metadata)
 
 
 def draw_checked(
-    run: Callable[[list[int], str], torch.Tensor], seeds: list[int], precision: str, *, name: str
-) -> tuple[torch.Tensor, list[str]]:
-    """Images from run(rows, precision) for every seed and the precision each used (G1):
-    all-black or non-finite images are drawn again in fp32, and refused if they stay bad."""
-    rows = list(range(len(seeds)))
-    images = run(rows, precision)
+    run: Callable[[list[int], str], torch.Tensor],
+    request: TextToImageRequest,
+    precision: str,
+    pipe: Any,
+) -> Result:
+    """The images of a resolved request from run(rows, precision), with replay metadata.
+
+    G1: all-black or non-finite images are drawn again in fp32, and refused if they stay bad.
+    `pipe` supplies the model's name, sha256 and family for the metadata.
+    """
+    seeds = [request.seed + i for i in range(request.num_images)]
+    images = run(list(range(len(seeds))), precision)
     used = [precision] * len(seeds)
     bad = _bad_images(images)
     if bad and precision != "fp32":
@@ -298,14 +299,14 @@ def draw_checked(
         bad = _bad_images(images)
     if bad:
         raise PixloomError(
-            f"{name} produced all-black or non-finite images for seeds "
+            f"{pipe.name} produced all-black or non-finite images for seeds "
             f"{[seeds[i] for i in bad]} even in fp32; the checkpoint may be broken"
         )
-    return images, used
+    metadata = [replay_metadata(request, i, used[i], pipe) for i in range(len(seeds))]
+    return Result(tensor_to_images(images), metadata)
 
 
-def replay_metadata(request: TextToImageRequest, index: int, precision: str, *, name: str,
-                    sha256: str | None, family: str) -> dict:  # fmt: skip
+def replay_metadata(request: TextToImageRequest, index: int, precision: str, pipe: Any) -> dict:
     """Everything needed to replay image `index` of a resolved request alone (PNG metadata)."""
     replay = dataclasses.replace(
         request, num_images=1, seed=request.seed + index, precision=precision,
@@ -314,11 +315,11 @@ def replay_metadata(request: TextToImageRequest, index: int, precision: str, *, 
     return {
         "prompt": request.prompt,
         "seed": request.seed + index,
-        "model": name,
-        "model_sha256": sha256,
+        "model": pipe.name,
+        "model_sha256": pipe.sha256,
         "pixloom_version": __version__,
         "chain": [{"step": "generate", "request": dataclasses.asdict(replay),
-                   "family": family, "precision": precision}],
+                   "family": pipe.family, "precision": precision}],
     }  # fmt: skip
 
 

@@ -29,8 +29,6 @@ from pixloom.pipelines.text_to_image import (
     TextToImageRequest,
     draw_checked,
     refuse_unused,
-    replay_metadata,
-    tensor_to_images,
 )
 from pixloom.sampling.tokens import sample_maskgit, sample_raster
 
@@ -142,15 +140,10 @@ class TokenToImagePipeline:
                                precision=precision, guidance_scale=guidance_scale,
                                temperature=temperature, top_k=top_k, top_p=top_p, steps=steps)
         )  # fmt: skip
-        seeds = [request.seed + i for i in range(request.num_images)]
-        precision = resolve_precision(request.precision, self.device)
-        images, used = draw_checked(
-            lambda rows, chosen: self._run(request, [seeds[i] for i in rows], chosen),
-            seeds, precision, name=self.name,
+        return draw_checked(
+            lambda rows, chosen: self._run(request, [request.seed + i for i in rows], chosen),
+            request, resolve_precision(request.precision, self.device), self,
         )  # fmt: skip
-        identity = {"name": self.name, "sha256": self.sha256, "family": self.family}
-        metadata = [replay_metadata(request, i, used[i], **identity) for i in range(len(seeds))]
-        return Result(tensor_to_images(images), metadata)
 
 
 def from_checkpoint(
