@@ -73,3 +73,20 @@ class CachedEncoder:
             self.rows.clear()
         self.rows.update(new)
         return pad_embeddings(batch)
+
+
+def frozen_encoder(spec: dict[str, Any]) -> CachedEncoder | None:
+    """The caching frozen encoder a network's text spec names (minilm, hf:PATH) for training;
+    None when the spec is empty or built-in (that encoder lives inside the network)."""
+    if not spec or spec.get("name") == "builtin":
+        return None
+    return CachedEncoder(load_text_encoder(spec))
+
+
+def encode_captions(
+    own: Any, frozen: CachedEncoder | None, captions: list[str], device: torch.device
+) -> TextEmbedding:
+    """Captions through the network's own (built-in) encoder `own`, else the frozen one."""
+    if own is not None:
+        return own.encode(captions)
+    return frozen.encode(captions).to(device)

@@ -147,11 +147,9 @@ class GanTask:
         )
         self.generator = build_model(options.model, self.model_config)
         self.discriminator = build_model(f"{options.model}-discriminator", self.model_config)
-        self.frozen = None
-        if spec and spec["name"] != "builtin":
-            from pixloom.text.registry import CachedEncoder, load_text_encoder
+        from pixloom.text.registry import frozen_encoder
 
-            self.frozen = CachedEncoder(load_text_encoder(spec))
+        self.frozen = frozen_encoder(spec)
         self.preview_prompts = list(options.preview_prompts)
         self.dataset_info = dataset_info
         self._calibration_captions: list[str] | None = None
@@ -179,9 +177,9 @@ class GanTask:
         """TextEmbedding of the captions on `device` (None when unconditional)."""
         if not self.model_config.text_encoder:
             return None
-        if generator.text_encoder is not None:
-            return generator.text_encoder.encode(captions)
-        return self.frozen.encode(captions).to(device)
+        from pixloom.text.registry import encode_captions
+
+        return encode_captions(generator.text_encoder, self.frozen, captions, device)
 
     def generate(self, cond: Any, z: torch.Tensor, mix: bool) -> torch.Tensor:
         """Fake images for latents `z` (style mixing for stylegan when `mix`)."""

@@ -112,11 +112,9 @@ class TokenLmTask:
                                              where="task_options.model_config")  # fmt: skip
         self.transformer = build_model(FAMILY[options.mode], self.model_config)
         self.transformer.tokenizer.load_state_dict(tokenizer.state_dict())
-        self.frozen = None
-        if spec and spec["name"] != "builtin":
-            from pixloom.text.registry import CachedEncoder, load_text_encoder
+        from pixloom.text.registry import frozen_encoder
 
-            self.frozen = CachedEncoder(load_text_encoder(spec))
+        self.frozen = frozen_encoder(spec)
         self.preview_prompts = list(options.preview_prompts)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -136,11 +134,9 @@ class TokenLmTask:
             return TokenCondition(labels=batch["label"].to(device).long(), null=null)
         if not self.model_config.text_encoder:
             return None
-        captions = list(batch["caption"])
-        if model.text_encoder is not None:
-            text = model.text_encoder.encode(captions)
-        else:
-            text = self.frozen.encode(captions).to(device)
+        from pixloom.text.registry import encode_captions
+
+        text = encode_captions(model.text_encoder, self.frozen, list(batch["caption"]), device)
         return TokenCondition(text=text, null=null)
 
     def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
