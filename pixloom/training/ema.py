@@ -7,7 +7,7 @@ network instead of staying near its random initialization.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -48,13 +48,13 @@ class EMA:
 
 
 @torch.no_grad()
-def recalibrate_batch_norm(module: nn.Module, batches: Iterable[Callable[[], object]]) -> bool:
+def recalibrate_batch_norm(module: nn.Module, run_batches: Callable[[], object]) -> bool:
     """Recompute the running statistics of `module`'s BatchNorm layers from scratch.
 
     Averaged (EMA) weights do not match the running statistics the raw network collected,
     so the statistics are re-estimated with the averaged weights (as SWA does, Izmailov et
-    al. 2018): each callable in `batches` runs one forward pass. Returns False (and runs
-    nothing) when the module has no BatchNorm layer. The module is left in eval mode.
+    al. 2018): `run_batches()` runs the forward passes. Returns False (and runs nothing)
+    when the module has no BatchNorm layer. The module is left in eval mode.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -64,8 +64,7 @@ def recalibrate_batch_norm(module: nn.Module, batches: Iterable[Callable[[], obj
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the batches
         norm.train()
-    for forward in batches:
-        forward()
+    run_batches()
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     module.eval()

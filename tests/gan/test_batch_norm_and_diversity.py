@@ -24,11 +24,11 @@ def test_recalibration_gives_the_exact_statistics_of_the_batches():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3)).eval()
     batches = [torch.randn(4, 2, 5, 5) * 3 + 1 for _ in range(3)]
-    assert recalibrate_batch_norm(net, (lambda x=x: net(x) for x in batches))
+    assert recalibrate_batch_norm(net, lambda: [net(x) for x in batches])
     features = net[0](torch.cat(batches)).detach()  # equal batch sizes: the plain mean
     assert torch.allclose(net[1].running_mean, features.mean((0, 2, 3)), atol=1e-5)
     assert not net.training and net[1].momentum == 0.1
-    assert not recalibrate_batch_norm(nn.Linear(2, 2), [])
+    assert not recalibrate_batch_norm(nn.Linear(2, 2), lambda: None)
 
 
 def test_text_changes_the_dcgan_image_through_every_norm():

@@ -258,26 +258,21 @@ class GanTask:
         `calibration_batches` batches of training captions with fixed latents."""
         from pixloom.training.ema import recalibrate_batch_norm
 
-        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in generator.modules()):
-            return
-        device = next(generator.parameters()).device
-        batch, count = 64, 64 * self.options.calibration_batches
-        if self.model_config.text_encoder:
-            if self._calibration_captions is None:
-                self._calibration_captions = caption_sample(self.dataset_info, count)
-            captions = self._calibration_captions
-        else:
+        def run_batches() -> None:
+            device, batch = next(generator.parameters()).device, 64
+            count = batch * self.options.calibration_batches
             captions = [""] * count
-        seeded = torch.Generator().manual_seed(0)
-        z_dim = self.model_config.z_dim
+            if self.model_config.text_encoder:
+                if self._calibration_captions is None:
+                    self._calibration_captions = caption_sample(self.dataset_info, count)
+                captions = self._calibration_captions
+            seeded = torch.Generator().manual_seed(0)
+            for start in range(0, count, batch):
+                chunk = captions[start : start + batch]
+                z = torch.randn(len(chunk), self.model_config.z_dim, generator=seeded).to(device)
+                generator(z, None, self.embed(generator, chunk, device))
 
-        def forward(start: int):
-            chunk = captions[start : start + batch]
-            cond = self.embed(generator, chunk, device)
-            z = torch.randn(len(chunk), z_dim, generator=seeded).to(device)
-            return lambda: generator(z, None, cond)
-
-        recalibrate_batch_norm(generator, (forward(s) for s in range(0, len(captions), batch)))
+        recalibrate_batch_norm(generator, run_batches)
 
     def r1_loss(self, real: torch.Tensor, cond: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """Lazy R1 in fp32 (double backward), scaled by the interval as in StyleGAN2."""
