@@ -25,6 +25,16 @@ def check_scale(scale: int) -> None:
     require(scale in SCALES, "scale", scale, "one of 2, 3, 4")
 
 
+def run_fp32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run an output layer in fp32 even under bf16 autocast.
+
+    One bf16 step at a bright pixel is 1/256, the whole tiled-versus-untiled budget, so the
+    layer that writes pixels must not round them; it costs under 1% of a forward pass.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.float())
+
+
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
     """A 3x3 convolution that keeps the spatial size."""
     return nn.Conv2d(in_channels, out_channels, 3, padding=1)
@@ -78,7 +88,8 @@ class Espcn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, 3, H, W) -> (B, 3*s*s, H, W) -> (B, 3, H*s, W*s)
-        return self.shuffle(self.body(x - self.mean)) + self.mean
+        hidden = self.body[:-1](x - self.mean)
+        return self.shuffle(run_fp32(self.body[-1], hidden)) + self.mean
 
 
 @register_model("espcn", EspcnConfig)
@@ -142,7 +153,7 @@ class Edsr(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x - self.mean)  # (B, f, H, W)
         features = features + self.body(features)
-        return self.tail(self.upsample(features)) + self.mean  # (B, 3, H*s, W*s)
+        return run_fp32(self.tail, self.upsample(features)) + self.mean  # (B, 3, H*s, W*s)
 
 
 @register_model("edsr", EdsrConfig)
@@ -221,7 +232,7 @@ class RrdbNet(nn.Module):
             features = nn.functional.interpolate(features, scale_factor=factor, mode="nearest")
             features = nn.functional.leaky_relu(conv(features), 0.2)
         features = nn.functional.leaky_relu(self.hr_conv(features), 0.2)
-        return self.tail(features)  # (B, 3, H*s, W*s)
+        return run_fp32(self.tail, features)  # (B, 3, H*s, W*s)
 
 
 @register_model("rrdb", RrdbConfig)
