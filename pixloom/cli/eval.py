@@ -114,7 +114,7 @@ def run_sr(args: argparse.Namespace) -> int:
     from pixloom.evaluation.sr import SrEvalRequest, evaluate_upscaler
 
     request = dataclass_from_args(SrEvalRequest, args)
-    result, report = evaluate_upscaler(request)
+    report, result = evaluate_upscaler(request)
     width = max(len(method) for method in result["mean"])
     print(f"{'method':<{width}} {'psnr_y':>8} {'ssim_y':>8} {'psnr_rgb':>9} {'ssim_rgb':>9}")
     for method, m in result["mean"].items():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from pixloom.data.shapes.prompts import prompt_record_to_scene
 from pixloom.data.shapes.render import render_scene
@@ -19,6 +18,7 @@ from pixloom.evaluation import RENDERS, Generate
 from pixloom.io.images import decode_image, read_png_metadata
 from pixloom.metrics.alignment import image_matches, summarize_alignment
 from pixloom.metrics.report import CategoryScore, EvalReport, Figure, MetricProtocol
+from pixloom.progress import progress_bar
 
 
 @dataclass
@@ -140,7 +140,7 @@ def evaluate_alignment(
     seeds = range(request.seed, request.seed + request.images_per_prompt)
     renders = [
         [render_record(r, s, request.resolution) for s in seeds]
-        for r in tqdm(records, desc="render", leave=False)
+        for r in progress_bar(records, desc="render", leave=False)
     ]
     result = {
         "protocol": {
@@ -161,7 +161,7 @@ def evaluate_alignment(
     elif generate is not None:
         generated = [
             generate(r["prompt"], request.images_per_prompt, request.seed)
-            for r in tqdm(records, desc="generate")
+            for r in progress_bar(records, desc="generate")
         ]
         result["model"] = {"name": request.model}
     else:

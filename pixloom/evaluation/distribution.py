@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from pixloom.data.registry import load_dataset
 from pixloom.data.transforms import images_to_tensor
@@ -26,6 +25,7 @@ from pixloom.metrics.distribution import (
 from pixloom.metrics.features import ClassifierExtractor
 from pixloom.metrics.precision_recall import precision_recall
 from pixloom.metrics.report import EvalReport, Figure, MetricProtocol
+from pixloom.progress import progress_bar
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _features(
     extractor, batches: Iterator[torch.Tensor], desc: str
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     features, probabilities = [], []
-    for images in tqdm(batches, desc=desc, leave=False):
+    for images in progress_bar(batches, desc=desc, leave=False):
         features.append(extractor.features(images))
         if isinstance(extractor, ClassifierExtractor):
             probabilities.append(extractor.probabilities(images))
@@ -161,7 +161,7 @@ def evaluate_distribution(
             captions = [test[i]["caption"] for i in range(count)]
             images = [
                 generate(caption, 1, request.seed + i)[0]
-                for i, caption in enumerate(tqdm(captions, desc="generate"))
+                for i, caption in enumerate(progress_bar(captions, desc="generate"))
             ]
             model = {"name": request.model}
         fake, fake_probs = _features(extractor, _image_batches(images), "generated features")

@@ -34,8 +34,8 @@ class SrEvalRequest:
         require(self.scale in (2, 3, 4), "scale", self.scale, "2, 3 or 4")
 
 
-def evaluate_upscaler(request: SrEvalRequest) -> tuple[dict, EvalReport]:
-    """Run the SR protocol (../shared/data/README.md) for the requested model."""
+def evaluate_upscaler(request: SrEvalRequest) -> tuple[EvalReport, dict]:
+    """Run the SR protocol (../shared/data/README.md) for the requested model: (report, details)."""
     from pixloom.pipelines.upscale import UpscalePipeline
 
     pipeline = UpscalePipeline(request.model, scale=request.scale)
@@ -57,4 +57,4 @@ def evaluate_upscaler(request: SrEvalRequest) -> tuple[dict, EvalReport]:
         figures=figures,
         model={"name": request.model, "sha256": pipeline.sha256},
     )
-    return result, report
+    return report, result

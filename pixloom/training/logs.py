@@ -10,6 +10,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pixloom.progress import progress_bar
+
 
 def _json_number(value: float | int) -> float | int | None:
     """Ints stay ints; NaN/inf become null (JSON has no spelling for them)."""
@@ -38,7 +40,7 @@ class RunLogger:
 
             self._writer = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start)
         if progress:
-            self._bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+            self._bar = progress_bar(total=total, initial=start, unit="step", dynamic_ncols=True)
 
     def _truncate_after(self, step: int) -> None:
         """Drop lines past `step` left by a run that stopped after its last checkpoint."""
