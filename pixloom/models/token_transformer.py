@@ -151,7 +151,7 @@ def rope_angles(positions: Tensor, head_dim: int, base: float) -> Tensor:
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate (B, H, S, hd) by angles given as cos/sin (S, hd/2) (rotate-half layout)."""
+    """Rotate (..., S, hd) by angles given as cos/sin (S, hd/2) (rotate-half layout)."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
@@ -169,10 +169,11 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
                 cache: tuple[Tensor, Tensor, int] | None = None) -> Tensor:  # fmt: skip
-        """x (B, S, D); mask (B, 1, S, L) bool, True = may attend; cache (K, V, start)."""
+        """x (B, S, D); mask (B, 1, S, L) bool, True = may attend, or None = all; cache (K, V, start)."""
         batch, length, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, H, S, hd)
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], cos, sin).unbind(0)  # (B, H, S, hd) each, one rotation
+        v = qkv[2]
         if cache is not None:  # write this chunk's keys/values, attend to everything so far
             keys, values, start = cache
             keys[:, :, start : start + length] = k
@@ -220,6 +221,7 @@ class KVCache:
     values: list[Tensor]
     valid: Tensor  # (B, P + N) bool: key slots that may be attended (prefix padding is not)
     length: int  # slots filled
+    padded: bool = True  # some key slot is invalid; False lets one-slot steps skip the mask
 
 
 class TokenTransformer(nn.Module):
@@ -372,9 +374,11 @@ class TokenTransformer(nn.Module):
         """Run new slots x (B, S, D) through the blocks after `cache.length` cached slots."""
         batch, count = x.shape[:2]
         start, end = cache.length, cache.length + count
-        mask = cache.valid[:, None, None, :end].expand(batch, 1, count, end)
-        causal = torch.ones(count, end, dtype=torch.bool, device=x.device).tril(start)
-        mask = mask & causal
+        mask = None  # one new slot and no padding: it may attend to every filled slot
+        if count > 1 or cache.padded:
+            mask = cache.valid[:, None, None, :end].expand(batch, 1, count, end)
+            causal = torch.ones(count, end, dtype=torch.bool, device=x.device).tril(start)
+            mask = mask & causal
         cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
         for block, keys, values in zip(self.blocks, cache.keys, cache.values):
             x = block(x, cos, sin, mask, (keys, values, start))
@@ -388,6 +392,7 @@ class TokenTransformer(nn.Module):
         prefix, valid = self.prefix(cond, batch)
         cache = self.new_cache(batch, dtype)
         cache.valid[:, : valid.shape[1]] = valid
+        cache.padded = not bool(valid.all())
         bos = self.embed(torch.full((batch, 1), self.special, device=prefix.device))
         return self._cached(torch.cat([prefix, bos], 1), cache), cache
 

@@ -66,6 +66,19 @@ def test_kv_cache_matches_full_forward_and_causality():
     assert not torch.allclose(a[:, :10], b[:, :10])
 
 
+@pytest.mark.parametrize("fields", [{"text_encoder": {}}, {"text_encoder": {}, "num_classes": 3}])
+def test_kv_cache_without_padding_skips_the_mask_and_still_matches(fields):
+    model = _model(**fields)
+    tokens = torch.randint(0, 16, (2, 16))
+    cond = TokenCondition(labels=torch.tensor([0, 2])) if fields.get("num_classes") else None
+    with torch.no_grad():
+        full = model(tokens, None, cond)
+        first, cache = model.prefill(cond, 2)
+        assert not cache.padded
+        steps = [first] + [model.forward_step(tokens[:, j], cache) for j in range(15)]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-4)
+
+
 def test_guidance_and_filters():
     cond, null = torch.randn(2, 5), torch.randn(2, 5)
     both = torch.cat([cond, null])
