@@ -1,5 +1,6 @@
 """Tiled inference: seam-free (<= 1/255 of the untiled output), weights partition unity."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,10 +44,8 @@ def test_identity_network_is_reproduced_exactly():
     assert torch.allclose(out, nearest(x), atol=1e-6)
 
 
-def _test_image(height: int, width: int) -> "np.ndarray":
+def _test_image(height: int, width: int) -> np.ndarray:
     """Gradients, hard edges and fine texture: the content where bf16 rounding shows most."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     image = np.stack([xx, yy, 1 - xx * yy], axis=-1)
