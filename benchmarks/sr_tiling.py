@@ -19,16 +19,13 @@ from PIL import Image
 
 from benchmarks.table import markdown_table
 from pixloom.io.images import decode_image
-from pixloom.metrics.sr_protocol import IMAGE_SUFFIXES
+from pixloom.metrics.sr_protocol import hr_files, protocol_pair
 from pixloom.pipelines.upscale import UpscalePipeline
 
 
 def low_resolution(path: Path, scale: int) -> Image.Image:
-    """The protocol's LR image: top-left crop to a multiple of scale, PIL bicubic down."""
-    hr = decode_image(path).convert("RGB")
-    width, height = hr.width // scale * scale, hr.height // scale * scale
-    hr = hr.crop((0, 0, width, height))
-    return hr.resize((width // scale, height // scale), Image.Resampling.BICUBIC)
+    """The protocol's LR image of an HR file (pixloom.metrics.sr_protocol.protocol_pair)."""
+    return protocol_pair(decode_image(path).convert("RGB"), scale)[1]
 
 
 def largest_differences(pipe: UpscalePipeline, images: list[Image.Image], tiles, overlap):
@@ -55,7 +52,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--overlap", type=int, default=8)
     args = parser.parse_args()
-    paths = sorted(p for p in Path(args.hr).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = hr_files(Path(args.hr))
     rows = []
     for model in args.models:
         for precision in ("fp32", "bf16"):

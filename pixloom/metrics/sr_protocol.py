@@ -39,7 +39,7 @@ def bicubic_upscale(image: Image.Image, scale: int) -> Image.Image:
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.BICUBIC)
 
 
-def _hr_files(hr_dir: Path) -> list[Path]:
+def hr_files(hr_dir: Path) -> list[Path]:
     """The image files directly inside hr_dir, sorted by name; refuses an empty folder."""
     if not hr_dir.is_dir():
         raise DataError(f"hr_dir {hr_dir} is not a directory")
@@ -47,6 +47,13 @@ def _hr_files(hr_dir: Path) -> list[Path]:
     if not files:
         raise DataError(f"hr_dir {hr_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
+
+
+def protocol_pair(hr: Image.Image, scale: int) -> tuple[Image.Image, Image.Image]:
+    """(HR cropped top-left to a multiple of scale, its PIL bicubic downscale): the LR input."""
+    width, height = hr.width - hr.width % scale, hr.height - hr.height % scale
+    hr = hr.crop((0, 0, width, height))
+    return hr, hr.resize((width // scale, height // scale), Image.Resampling.BICUBIC)
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -89,7 +96,7 @@ def evaluate_sr(
     require(isinstance(scale, int) and 2 <= scale <= 8, "scale", scale, "an integer in [2, 8]")
     require(bool(name) and name != "bicubic", "name", name, "a non-empty name other than 'bicubic'")
     rows = []
-    for path in _hr_files(Path(hr_dir)):
+    for path in hr_files(Path(hr_dir)):
         hr = decode_image(path)
         width, height = hr.width - hr.width % scale, hr.height - hr.height % scale
         require(
@@ -98,8 +105,7 @@ def evaluate_sr(
             f"{path.name} {hr.width}x{hr.height}",
             f"at least {11 * scale}x{11 * scale} pixels at scale {scale}",
         )
-        hr = hr.crop((0, 0, width, height))
-        low = hr.resize((width // scale, height // scale), Image.Resampling.BICUBIC)
+        hr, low = protocol_pair(hr, scale)
         output = _upscale_checked(upscale, low, scale, hr.size, name)
         rows.append(
             {
