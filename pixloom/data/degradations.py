@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -245,4 +247,11 @@ def make_lr(
     if kind == "bicubic":
         return bicubic_downscale(hr, scale)
     require(seeds is not None and len(seeds) == hr.shape[0], "seeds", seeds, "one seed per image")
-    return torch.stack([degrade_real(image, scale, seed, config) for image, seed in zip(hr, seeds)])
+    # Each image has its own seed, so threads give the same pixels in any order; the torch
+    # filters and PIL's JPEG coder release the GIL, so the batch spreads over the cores.
+    workers = min(len(seeds), os.cpu_count() or 1)
+    if workers <= 1:
+        return torch.stack([degrade_real(image, scale, s, config) for image, s in zip(hr, seeds)])
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        images = pool.map(lambda pair: degrade_real(pair[0], scale, pair[1], config), zip(hr, seeds))
+        return torch.stack(list(images))

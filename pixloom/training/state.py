@@ -98,6 +98,8 @@ def build_run(config: TrainConfig, dataset: Any | None = None) -> Run:
         torch.cuda.set_device(device)
     check_batch_split(world, config.batch_size, config.grad_accum)
     precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":  # training shapes are fixed: let cuDNN pick the fastest kernels
+        torch.backends.cudnn.benchmark = True
     if dataset is None:
         from pixloom.data.registry import load_dataset
 

@@ -64,3 +64,12 @@ def test_bicubic_refuses_indivisible_size():
 def test_config_validation_names_the_field():
     with pytest.raises(InvalidValue, match="resize_probs"):
         RealDegradationConfig(resize_probs=(0.5, 0.5, 0.5))
+
+
+def test_make_lr_real_batch_matches_one_image_at_a_time():
+    """The batch is degraded on a thread pool; each image must still follow its own seed."""
+    hr = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    seeds = [11, 12, 13, 14]
+    batch = make_lr(hr, 4, kind="real", seeds=seeds)
+    alone = torch.stack([degrade_real(image, 4, seed) for image, seed in zip(hr, seeds)])
+    assert torch.equal(batch, alone)
