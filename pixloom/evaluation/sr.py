@@ -25,6 +25,9 @@ class SrEvalRequest:
     tile: int | None = field(
         default=None, metadata={"help": "tile side for the network (None: whole image)"}
     )
+    self_ensemble: bool = field(
+        default=False, metadata={"help": "average over the 8 flips/rotations (EDSR+)"}
+    )
     out: Path | None = field(
         default=None, metadata={"help": "report.json to write (an .html is written beside it)"}
     )
@@ -41,10 +44,11 @@ def evaluate_upscaler(request: SrEvalRequest) -> tuple[EvalReport, dict]:
     pipeline = UpscalePipeline(request.model, scale=request.scale)
 
     def upscale(image: Image.Image, scale: int) -> Image.Image:
-        return pipeline(image, tile=request.tile).images[0]
+        return pipeline(image, tile=request.tile, self_ensemble=request.self_ensemble).images[0]
 
     # The protocol always adds its own bicubic column; the pipeline's baseline keeps a distinct label.
     label = f"{request.model} (pixloom upscale)" if request.model == "bicubic" else request.model
+    label += " + self-ensemble" if request.self_ensemble and pipeline.network is not None else ""
     result = evaluate_sr(upscale, Path(request.hr), request.scale, name=label)
     protocol = MetricProtocol(details=result["protocol"])
     figures = [

@@ -12,6 +12,7 @@ metadata of the input is kept and the upscale step appended to its chain (RELIAB
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,10 @@ class UpscaleRequest:
     )
     outscale: float | None = field(
         default=None, metadata=_meta("final size factor, resized after the model (e.g. 3.5)")
+    )
+    self_ensemble: bool = field(
+        default=False,
+        metadata=_meta("average the network over the 8 flips/rotations (EDSR+): ~8x slower"),
     )
     out: str = field(default="outputs/upscale", metadata=_meta("output folder", short="-o"))
     overwrite: bool = field(default=False, metadata=_meta("replace existing output files"))
@@ -291,6 +296,7 @@ class UpscalePipeline:
         tile: int | None = None,
         tile_overlap: int | None = None,
         outscale: float | None = None,
+        self_ensemble: bool = False,
     ) -> Result:
         """Upscale one image (PIL or HxW[xC] array: uint8, uint16 or float in [0, 1])."""
         require(tile is None or tile >= 16, "tile", tile, "an integer >= 16, or None")
@@ -303,7 +309,9 @@ class UpscalePipeline:
         overlap = resolve_overlap(tile, tile_overlap)
         array = image_to_array(image)
         check_output_size(array.shape[:2], self.scale, outscale)
-        upscaled = self.upscale_array(array, tile=tile, tile_overlap=overlap)
+        upscaled = self.upscale_array(
+            array, tile=tile, tile_overlap=overlap, self_ensemble=self_ensemble
+        )
         if outscale is not None:
             height, width = array.shape[:2]
             upscaled = resize_array(
@@ -315,13 +323,19 @@ class UpscalePipeline:
             "tile": tile,
             "tile_overlap": overlap,
             "outscale": outscale,
+            "self_ensemble": self_ensemble if self.network is not None else None,
             "precision": self.precision if self.network is not None else None,
             "pixloom_version": __version__,
         }
         return Result(array_to_images(upscaled), [upscaled], [step])
 
     def upscale_array(
-        self, array: np.ndarray, *, tile: int | None = None, tile_overlap: int = 8
+        self,
+        array: np.ndarray,
+        *,
+        tile: int | None = None,
+        tile_overlap: int = 8,
+        self_ensemble: bool = False,
     ) -> np.ndarray:
         """float32 HxWxC in [0, 1] (C = 1..4) -> HxW x scale, same channels; alpha bicubic."""
         gray = array.shape[2] in (1, 2)
@@ -331,7 +345,7 @@ class UpscalePipeline:
         if self.network is None:
             out = _resize_pil(colour, size, BASELINES[self.name])
         else:
-            out = self._run_network(colour, tile, tile_overlap)
+            out = self._run_network(colour, tile, tile_overlap, self_ensemble)
         if gray:  # the network sees three equal channels; give one back
             out = out.mean(axis=2, keepdims=True)
         if alpha is not None:
@@ -339,8 +353,11 @@ class UpscalePipeline:
         return np.ascontiguousarray(out.clip(0, 1), dtype=np.float32)
 
     @torch.no_grad()
-    def _run_network(self, colour: np.ndarray, tile: int | None, overlap: int) -> np.ndarray:
-        """Run the network (tiled or whole) under the resolved precision; fp32 retry on NaN (G1)."""
+    def _run_network(
+        self, colour: np.ndarray, tile: int | None, overlap: int, ensemble: bool = False
+    ) -> np.ndarray:
+        """Run the network (tiled or whole) under the resolved precision; fp32 retry on NaN (G1).
+        With `ensemble`, each window is the mean over the 8 dihedral transforms (EDSR+)."""
         x = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None]  # (1, 3, H, W)
         for precision in dict.fromkeys([self.precision, "fp32"]):
 
@@ -349,10 +366,33 @@ class UpscalePipeline:
                 with autocast(self.device, precision):
                     return self.network(batch).float()
 
+            if ensemble:
+                forward = dihedral_mean(forward)
             out = run_tiled(forward, x, scale=self.scale, tile=tile, overlap=overlap)
             if torch.isfinite(out).all():
                 return out[0].permute(1, 2, 0).cpu().numpy()
         raise PixloomError(f"{self.name} produced non-finite pixels even in fp32")
+
+
+def dihedral_mean(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`forward` averaged over the 8 flips and 90-degree rotations of its (B, C, H, W) input,
+    each output mapped back first: the geometric self-ensemble of EDSR+ (Lim et al. 2017)."""
+
+    def averaged(batch: torch.Tensor) -> torch.Tensor:
+        total = None
+        for turns in range(4):
+            for flip in (False, True):
+                x = batch.rot90(turns, (-2, -1))
+                x = x.flip(-1) if flip else x
+                y = forward(x)
+                y = y.flip(-1) if flip else y
+                y = y.rot90(-turns, (-2, -1))
+                total = y if total is None else total + y
+        return total / 8
+
+    return averaged
 
 
 def from_checkpoint(model: nn.Module, checkpoint: Any, *, device: Any = "auto") -> UpscalePipeline:

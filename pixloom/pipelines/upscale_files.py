@@ -149,7 +149,11 @@ def upscale_file(
     if gray:  # three equal channels: keep one (plus alpha)
         array = np.concatenate([array[..., :1], array[..., 3:]], axis=2)
     result = pipe(
-        array, tile=request.tile, tile_overlap=request.tile_overlap, outscale=request.outscale
+        array,
+        tile=request.tile,
+        tile_overlap=request.tile_overlap,
+        outscale=request.outscale,
+        self_ensemble=request.self_ensemble,
     )
     step = {**result.metadata[0], "source": source.name, "request": dataclasses.asdict(request)}
     metadata = append_step(_input_metadata(source), step)

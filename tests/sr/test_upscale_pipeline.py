@@ -149,3 +149,30 @@ def test_output_pixel_cap(monkeypatch):
         pipe(np.zeros((8, 8, 3), np.uint8))  # 1024 pixels
     with pytest.raises(InvalidValue, match="outscale=5"):
         pipe(np.zeros((7, 7, 3), np.uint8), outscale=5)
+
+
+def test_dihedral_mean_keeps_an_equivariant_network_and_maps_outputs_back():
+    from pixloom.pipelines.upscale import dihedral_mean
+
+    x = torch.rand(1, 3, 5, 7)
+    nearest = lambda batch: batch.repeat_interleave(2, -1).repeat_interleave(2, -2)  # noqa: E731
+    assert torch.allclose(dihedral_mean(nearest)(x), nearest(x))
+    # a network that is not equivariant (it reads the top-left pixel) is averaged, not kept
+    corner = lambda batch: nearest(batch) * 0 + batch[..., :1, :1]  # noqa: E731
+    averaged = dihedral_mean(corner)(x)
+    assert averaged.shape == (1, 3, 10, 14) and not torch.allclose(averaged, corner(x))
+
+
+def test_self_ensemble_runs_tiled_and_is_recorded():
+    image = RNG.integers(0, 256, (20, 28, 3), dtype=np.uint8)
+    pipe = UpscalePipeline(_tiny_edsr(), precision="fp32")
+    plain = pipe(image).arrays[0]
+    whole = pipe(image, self_ensemble=True)
+    tiled = pipe(image, self_ensemble=True, tile=16, tile_overlap=4)
+    assert whole.arrays[0].shape == plain.shape == (40, 56, 3)
+    assert np.abs(whole.arrays[0] - tiled.arrays[0]).max() <= 1 / 255
+    assert not np.allclose(whole.arrays[0], plain)
+    assert (
+        whole.metadata[0]["self_ensemble"] is True
+        and pipe(image).metadata[0]["self_ensemble"] is False
+    )
