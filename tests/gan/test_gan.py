@@ -129,3 +129,22 @@ def test_engine_trains_gan_steps(tmp_path):
     assert result.step == 3 and result.model is not None
     assert (tmp_path / "run" / "samples" / "step-0000003.png").exists()
     assert config_to_dict(config)["task"] == "gan"
+
+
+def test_builtin_encoder_learns_in_the_d_phase_only():
+    """The G loss would teach a jointly trained encoder to hide the caption from D (every
+    caption drawn alike); the encoder's gradients must come from the D phase alone."""
+    task = _task("dcgan")
+    modules, phases = task.modules(), {phase.name: phase for phase in task.phases()}
+    assert modules["text_encoder"] is task.generator.text_encoder
+    assert "text_encoder" in phases["d"].modules and "text_encoder" not in phases["g"].modules
+    batch = {"image": torch.zeros(4, 3, 16, 16),
+             "caption": ["a red circle", "a blue star", "two blue squares", "a green star"]}  # fmt: skip
+    encoder = task.generator.text_encoder
+    for phase, learns in (("g", False), ("d", True)):
+        for module in modules.values():
+            module.zero_grad(set_to_none=True)
+        loss, _ = task.loss(phase, batch, 0)
+        loss.backward()
+        grads = [p.grad for p in encoder.parameters() if p.grad is not None]
+        assert bool(grads and any(g.abs().sum() > 0 for g in grads)) == learns, phase

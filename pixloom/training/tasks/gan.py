@@ -5,7 +5,9 @@ mixing for stylegan), "d" (logistic loss + the matching-aware term: real image w
 shifted caption counts as fake, Reed et al. 2016) and the lazy "r1" phase every
 `r1_interval` steps (Mescheder et al. 2018). DiffAugment (Zhao et al. 2020) is applied to
 every image the discriminator sees. The engine keeps an EMA of the generator, which holds
-the built-in text encoder when there is one; frozen encoders are cached by caption.
+the built-in text encoder when there is one; that encoder is trained by the D phase only
+(its gradients come from telling matched from mismatched captions); frozen encoders are
+cached by caption.
 """
 
 from __future__ import annotations
@@ -154,16 +156,29 @@ class GanTask:
         self.dataset_info = dataset_info
         self._calibration_captions: list[str] | None = None
 
+    @property
+    def trains_encoder(self) -> bool:
+        """True when the generator holds a built-in text encoder that this run trains."""
+        return getattr(self.generator, "text_encoder", None) is not None
+
     def modules(self) -> dict[str, nn.Module]:
-        """Generator (with the built-in encoder inside) and discriminator."""
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        """Generator and discriminator; a built-in encoder (inside the generator, so it is
+        exported and averaged with it) is also listed alone, for the D phase to train."""
+        modules = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.trains_encoder:
+            modules["text_encoder"] = self.generator.text_encoder
+        return modules
 
     def phases(self) -> list[Phase]:
         """g, d, and r1 every r1_interval steps (Adam with the configured betas)."""
         options, betas = self.options, tuple(self.options.betas)
+        # A built-in encoder learns on the D side only: the matching-aware D loss rewards
+        # embeddings that tell captions apart, while the G loss would reward embeddings that
+        # hide the caption from D (trained with G, every caption collapsed to one image).
+        critic = ["discriminator", "text_encoder"] if self.trains_encoder else ["discriminator"]
         phases = [
             Phase("g", ["generator"], options.g_lr, betas=betas),
-            Phase("d", ["discriminator"], options.d_lr, betas=betas),
+            Phase("d", critic, options.d_lr, betas=betas),
         ]
         if options.r1_gamma > 0:
             phases.append(
@@ -204,7 +219,7 @@ class GanTask:
             self.preview_prompts = list(batch["caption"][:8])
         if phase == "g":
             return self.generator_phase(batch["caption"], count, device)
-        with torch.no_grad():
+        with torch.set_grad_enabled(phase == "d" and self.trains_encoder):
             cond = self.embed(self.generator, batch["caption"], device)
         if phase == "d":
             with torch.no_grad():
@@ -238,7 +253,8 @@ class GanTask:
         diverse = self.options.diversity_weight > 0 and half >= 1
         if diverse:
             captions = captions[:half] * 2
-        cond = self.embed(self.generator, captions, device)
+        with torch.no_grad():  # the encoder learns in the D phase (see phases)
+            cond = self.embed(self.generator, captions, device)
         z = self.latents(len(captions), device)
         fake = self.generate(cond, z, mix=True)
         loss = generator_loss(
