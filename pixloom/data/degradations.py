@@ -253,5 +253,7 @@ def make_lr(
     if workers <= 1:
         return torch.stack([degrade_real(image, scale, s, config) for image, s in zip(hr, seeds)])
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        images = pool.map(lambda pair: degrade_real(pair[0], scale, pair[1], config), zip(hr, seeds))
+        images = pool.map(
+            lambda pair: degrade_real(pair[0], scale, pair[1], config), zip(hr, seeds)
+        )
         return torch.stack(list(images))
