@@ -248,8 +248,9 @@ def make_lr(
         return bicubic_downscale(hr, scale)
     require(seeds is not None and len(seeds) == hr.shape[0], "seeds", seeds, "one seed per image")
     # Each image has its own seed, so threads give the same pixels in any order; the torch
-    # filters and PIL's JPEG coder release the GIL, so the batch spreads over the cores.
-    workers = min(len(seeds), os.cpu_count() or 1)
+    # filters and PIL's JPEG coder release the GIL, so the batch spreads over the cores that
+    # torch's own threads leave idle (a GPU run with OMP_NUM_THREADS=1 on 16 cores: 16).
+    workers = min(len(seeds), (os.cpu_count() or 1) // torch.get_num_threads())
     if workers <= 1:
         return torch.stack([degrade_real(image, scale, s, config) for image, s in zip(hr, seeds)])
     with ThreadPoolExecutor(max_workers=workers) as pool:

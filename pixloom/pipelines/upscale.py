@@ -354,10 +354,10 @@ class UpscalePipeline:
 
     @torch.no_grad()
     def _run_network(
-        self, colour: np.ndarray, tile: int | None, overlap: int, ensemble: bool = False
+        self, colour: np.ndarray, tile: int | None, overlap: int, self_ensemble: bool = False
     ) -> np.ndarray:
         """Run the network (tiled or whole) under the resolved precision; fp32 retry on NaN (G1).
-        With `ensemble`, each window is the mean over the 8 dihedral transforms (EDSR+)."""
+        With `self_ensemble`, each window is the mean over the 8 dihedral transforms (EDSR+)."""
         x = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None]  # (1, 3, H, W)
         for precision in dict.fromkeys([self.precision, "fp32"]):
 
@@ -366,7 +366,7 @@ class UpscalePipeline:
                 with autocast(self.device, precision):
                     return self.network(batch).float()
 
-            if ensemble:
+            if self_ensemble:
                 forward = dihedral_mean(forward)
             out = run_tiled(forward, x, scale=self.scale, tile=tile, overlap=overlap)
             if torch.isfinite(out).all():

@@ -66,10 +66,26 @@ def test_config_validation_names_the_field():
         RealDegradationConfig(resize_probs=(0.5, 0.5, 0.5))
 
 
-def test_make_lr_real_batch_matches_one_image_at_a_time():
+def test_make_lr_real_batch_matches_one_image_at_a_time(monkeypatch):
     """The batch is degraded on a thread pool; each image must still follow its own seed."""
+    import pixloom.data.degradations as degradations
+
+    monkeypatch.setattr(degradations.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(degradations.torch, "get_num_threads", lambda: 1)  # 4 idle cores
     hr = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     seeds = [11, 12, 13, 14]
     batch = make_lr(hr, 4, kind="real", seeds=seeds)
     alone = torch.stack([degrade_real(image, 4, seed) for image, seed in zip(hr, seeds)])
     assert torch.equal(batch, alone)
+
+
+def test_make_lr_real_uses_threads_only_beside_torch_threads(monkeypatch):
+    """Threads help only on cores torch leaves idle; on a 2-core machine they would fight."""
+    import pixloom.data.degradations as degradations
+
+    used = []
+    monkeypatch.setattr(degradations.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(degradations.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(degradations, "ThreadPoolExecutor", lambda **kw: used.append(kw))
+    make_lr(torch.rand(2, 3, 16, 16), 2, kind="real", seeds=[1, 2])
+    assert used == []
