@@ -97,15 +97,14 @@ def evaluate_sr(
     require(bool(name) and name != "bicubic", "name", name, "a non-empty name other than 'bicubic'")
     rows = []
     for path in hr_files(Path(hr_dir)):
-        hr = decode_image(path)
-        width, height = hr.width - hr.width % scale, hr.height - hr.height % scale
+        image = decode_image(path)
         require(
-            width >= 11 * scale and height >= 11 * scale,
+            min(image.size) // scale >= 11,  # the LR side of protocol_pair's crop
             "hr_dir image",
-            f"{path.name} {hr.width}x{hr.height}",
+            f"{path.name} {image.width}x{image.height}",
             f"at least {11 * scale}x{11 * scale} pixels at scale {scale}",
         )
-        hr, low = protocol_pair(hr, scale)
+        hr, low = protocol_pair(image, scale)
         output = _upscale_checked(upscale, low, scale, hr.size, name)
         rows.append(
             {

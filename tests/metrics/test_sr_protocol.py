@@ -56,3 +56,12 @@ def test_evaluate_sr_refuses_wrong_output_and_empty_folder(hr_dir, tmp_path_fact
 def test_set5_bicubic_matches_published_protocol(scale, expected_psnr_y):
     result = evaluate_sr(bicubic_upscale, SET5, scale, name="pil-bicubic")
     assert result["mean"]["bicubic"]["psnr_y"] == pytest.approx(expected_psnr_y, abs=0.01)
+
+
+def test_images_too_small_for_the_protocol_are_refused_by_name(tmp_path):
+    """An LR side under 11 pixels (SSIM's window) is refused, naming the file and its size."""
+    Image.fromarray(np.zeros((21, 40, 3), np.uint8)).save(tmp_path / "small.png")  # 21 // 2 = 10
+    with pytest.raises(InvalidValue, match=r"small.png 40x21"):
+        evaluate_sr(bicubic_upscale, tmp_path, 2, name="bicubic-again")
+    Image.fromarray(np.zeros((22, 40, 3), np.uint8)).save(tmp_path / "small.png")
+    assert evaluate_sr(bicubic_upscale, tmp_path, 2, name="bicubic-again")["images"]
