@@ -19,6 +19,7 @@ COMMANDS = {
     "upscale": "pixloom.cli.upscale",
     "data": "pixloom.cli.data",
     "info": "pixloom.cli.info",
+    "export": "pixloom.cli.export",
     "train": "pixloom.cli.train",
     "eval": "pixloom.cli.eval",
     "demo": "pixloom.cli.demo",

@@ -461,3 +461,37 @@ def is_complete(directory: str | Path, *, verify: bool = False) -> bool:
     except (PixloomError, OSError):
         return False
     return True
+
+
+# ---------------------------------------------------------------------------- exporting
+
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def export_checkpoint(source: str | Path, target: str | Path, *, dtype: str = "float16") -> Path:
+    """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
+
+    The training state is left behind. Loading casts the weights back to the model's own
+    dtype (fp32), so only storage shrinks: float16 halves the file and keeps 11 significant
+    bits, finer than the bf16 that CPU and GPU inference run in. config.json records the
+    storage dtype and the source's sha256 under "storage".
+    """
+    storage = STORAGE_DTYPES.get(dtype)
+    if storage is None:
+        raise InvalidValue("dtype", dtype, f"one of {', '.join(STORAGE_DTYPES)}")
+    checkpoint = load_checkpoint(source)
+    weights = {}
+    for name, tensor in checkpoint.weights.items():
+        if tensor.is_floating_point():
+            limit = torch.finfo(storage).max
+            largest = float(tensor.abs().max()) if tensor.numel() else 0.0
+            if largest > limit:
+                raise InvalidValue(
+                    f"weights[{name!r}]", f"max |value| {largest:.4g}",
+                    f"values within {dtype}'s range ±{limit:.4g}; export as bfloat16 or float32",
+                )  # fmt: skip
+            tensor = tensor.to(storage)
+        weights[name] = tensor
+    config = dict(checkpoint.config)
+    config["storage"] = {"dtype": dtype, "source_sha256": checkpoint.sha256}
+    return save_checkpoint(target, config=config, weights=weights)

@@ -103,3 +103,52 @@ def test_weights_not_matching_the_config_are_refused_by_name(tmp_path, edit, mat
     path = _save(tmp_path / "ck", weights=weights)
     with pytest.raises(CheckpointError, match=match):
         load_model(path)
+
+
+def test_export_stores_float16_and_loads_back_as_float32(tmp_path):
+    from safetensors.torch import load_file
+
+    from pixloom.io.checkpoint import export_checkpoint, load_checkpoint
+
+    source = build_tiny(TinyConfig())
+    state = {"step": 3}
+    path = save_checkpoint(tmp_path / "run", config={"family": FAMILY, "model": {}},
+                           weights=source.state_dict(), training_state=state)  # fmt: skip
+    exported = export_checkpoint(path, tmp_path / "half")
+    assert (exported / "model.safetensors").stat().st_size < (
+        path / "model.safetensors").stat().st_size  # fmt: skip
+    stored = load_file(str(exported / "model.safetensors"))
+    assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
+    written = load_checkpoint(exported, weights=False)
+    assert written.config["storage"] == {
+        "dtype": "float16", "source_sha256": load_checkpoint(path).sha256}  # fmt: skip
+    assert "training" not in written.manifest["files"] and not (exported / "training").exists()
+    model, _ = load_model(exported)
+    for name, tensor in source.state_dict().items():
+        loaded = model.state_dict()[name]
+        assert loaded.dtype == torch.float32
+        assert torch.equal(loaded, tensor.half().float())
+
+
+def test_export_refuses_values_outside_float16_and_unknown_dtypes(tmp_path):
+    from pixloom.io.checkpoint import export_checkpoint
+
+    weights = build_tiny(TinyConfig()).state_dict()
+    weights["0.bias"][0] = 1e6
+    path = _save(tmp_path / "big", weights=weights)
+    with pytest.raises(InvalidValue, match=r"weights\['0.bias'\].*bfloat16 or float32"):
+        export_checkpoint(path, tmp_path / "half")
+    assert not (tmp_path / "half").exists()
+    export_checkpoint(path, tmp_path / "bf16", dtype="bfloat16")  # bf16 has fp32's range
+    with pytest.raises(InvalidValue, match="dtype.*float16, bfloat16"):
+        export_checkpoint(path, tmp_path / "int8", dtype="int8")
+
+
+def test_export_command(tmp_path, capsys):
+    from pixloom.cli.main import main
+
+    path = _save(tmp_path / "run")
+    assert main(["export", str(path), str(tmp_path / "half")]) == 0
+    assert f"{FAMILY}, weights float16" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

@@ -1,0 +1,35 @@
+"""`pixloom export SOURCE TARGET [--dtype D]`: an inference copy of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `export` sub-command."""
+    parser = subparsers.add_parser(
+        "export",
+        help="copy a checkpoint for inference, weights stored as float16 (half the size)",
+        description="Write an inference copy of a checkpoint directory: the training state "
+        "is dropped and floating-point weights are stored as --dtype. Loading casts them back "
+        "to float32. This is how the shipped token models are made from their training runs.",
+    )
+    parser.add_argument("source", help="checkpoint directory (e.g. runs/shapes-ar/model)")
+    parser.add_argument("target", help="directory to write (replaced atomically if present)")
+    parser.add_argument(
+        "--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
+        help="storage dtype of floating-point weights (default: float16)",
+    )  # fmt: skip
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export args.source to args.target and print the result's size and sha256."""
+    from pixloom.io.checkpoint import WEIGHTS_FILE, export_checkpoint, load_checkpoint
+
+    target = export_checkpoint(args.source, args.target, dtype=args.dtype)
+    written = load_checkpoint(target, weights=False)
+    size = (target / WEIGHTS_FILE).stat().st_size
+    print(f"{target}: {written.family}, weights {args.dtype}, {size / 2**20:.1f} MiB, "
+          f"sha256 {written.sha256}")  # fmt: skip
+    return 0
