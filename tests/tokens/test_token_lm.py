@@ -8,7 +8,13 @@ import torch
 
 from pixloom.errors import InvalidValue
 from pixloom.models.registry import build_model
-from pixloom.models.token_transformer import RMSNorm, TokenCondition, apply_rope, rope_angles
+from pixloom.models.token_transformer import (
+    Linear,
+    RMSNorm,
+    TokenCondition,
+    apply_rope,
+    rope_angles,
+)
 from pixloom.pipelines.text_to_image import TextToImageRequest, generate_files, replay_request
 from pixloom.sampling.tokens import filter_logits, guided_logits, sample_maskgit, sample_raster
 from pixloom.text.builtin import build_vocabulary
@@ -30,6 +36,26 @@ def _cond(model, prompts, null=None):
 
 def _generators(seeds):
     return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def test_inference_linear_follows_every_weight_change():
+    torch.manual_seed(0)
+    layer, x = Linear(8, 5), torch.randn(2, 3, 8)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), x @ layer.weight.T, atol=1e-6)  # cached W^T path
+        layer.load_state_dict({"weight": torch.randn(5, 8)})
+        assert torch.allclose(layer(x), x @ layer.weight.T, atol=1e-6)
+    torch.optim.SGD(layer.parameters(), lr=0.01).zero_grad()
+    layer(x).square().sum().backward()  # grad path: F.linear, gradients flow
+    torch.optim.SGD(layer.parameters(), lr=0.01).step()
+    with torch.no_grad():
+        assert torch.allclose(layer(x), x @ layer.weight.T, atol=1e-6)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x)
+        assert out.dtype == torch.bfloat16
+        assert torch.allclose(out.float(), x @ layer.weight.T, rtol=0.02, atol=0.05)
+        half = layer.double()(x.double())
+        assert half.dtype == torch.float64
 
 
 def test_rms_norm_and_rope():
