@@ -479,6 +479,8 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: str = "f
     storage = STORAGE_DTYPES.get(dtype)
     if storage is None:
         raise InvalidValue("dtype", dtype, f"one of {', '.join(STORAGE_DTYPES)}")
+    if Path(target).resolve() == Path(source).resolve():
+        raise InvalidValue("target", str(target), "a path other than the source checkpoint's")
     checkpoint = load_checkpoint(source)
     weights = {}
     for name, tensor in checkpoint.weights.items():

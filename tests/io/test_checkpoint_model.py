@@ -130,8 +130,8 @@ def test_export_stores_float16_and_loads_back_as_float32(tmp_path):
         assert torch.equal(loaded, tensor.half().float())
 
 
-def test_export_refuses_values_outside_float16_and_unknown_dtypes(tmp_path):
-    from pixloom.io.checkpoint import export_checkpoint
+def test_export_refuses_bad_dtypes_values_and_its_own_source(tmp_path):
+    from pixloom.io.checkpoint import export_checkpoint, load_checkpoint
 
     weights = build_tiny(TinyConfig()).state_dict()
     weights["0.bias"][0] = 1e6
@@ -142,6 +142,9 @@ def test_export_refuses_values_outside_float16_and_unknown_dtypes(tmp_path):
     export_checkpoint(path, tmp_path / "bf16", dtype="bfloat16")  # bf16 has fp32's range
     with pytest.raises(InvalidValue, match="dtype.*float16, bfloat16"):
         export_checkpoint(path, tmp_path / "int8", dtype="int8")
+    with pytest.raises(InvalidValue, match="target.*other than the source"):
+        export_checkpoint(path, tmp_path / "." / "big", dtype="bfloat16")
+    assert load_checkpoint(path).weights["0.bias"][0] == 1e6  # the source is untouched
 
 
 def test_export_command(tmp_path, capsys):
