@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "generate",
-        help="draw images from a text prompt (text-to-image GANs)",
+        help="draw images from a text prompt (GANs, raster and MaskGIT token models)",
         description="Draw images of a prompt into --out as PNGs carrying the resolved request; "
         "image i uses seed + i; --from IMAGE.png replays an image exactly; existing files are "
         "never replaced without --overwrite.",
