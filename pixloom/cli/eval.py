@@ -103,6 +103,8 @@ def run_distribution(args: argparse.Namespace) -> int:
     report = evaluate_distribution(request, extractor, _generator(request.model))
     for figure in report.figures:
         spread = f" ± {figure.std:.4g}" if figure.std is not None else ""
+        if figure.interval is not None:
+            spread = f"  [{figure.interval[0]:.3f}, {figure.interval[1]:.3f}]"
         print(f"{figure.name:<26} {figure.value:.4g}{spread}")
     print(f"features: {extractor.name}; samples: {report.figures[0].protocol.num_real}")
     _write(report, None, request.out, model=request.model)

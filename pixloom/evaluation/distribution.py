@@ -23,6 +23,7 @@ from pixloom.metrics.distribution import (
     kernel_inception_distance,
 )
 from pixloom.metrics.features import ClassifierExtractor
+from pixloom.metrics.intervals import wilson_interval
 from pixloom.metrics.precision_recall import precision_recall
 from pixloom.metrics.report import EvalReport, Figure, MetricProtocol
 from pixloom.progress import progress_bar
@@ -99,6 +100,22 @@ def _features(
     return torch.cat(features), (torch.cat(probabilities) if probabilities else None)
 
 
+def _class_accuracy(
+    prefix: str, probabilities, labels, num_classes: int, protocol: MetricProtocol
+) -> list[Figure]:
+    """Share of images the oracle classifies as the class of their caption's item (Wilson 95%).
+
+    Measured when the oracle is a classifier over the dataset's own classes (digits): for
+    generated images it says whether a class- or text-conditional model draws what it was
+    asked for; for the test split it is the oracle's own ceiling.
+    """
+    if probabilities is None or not num_classes or probabilities.shape[1] != num_classes:
+        return []
+    correct = int((probabilities.argmax(1) == labels).sum())
+    interval = wilson_interval(correct, len(labels))
+    return [Figure(f"{prefix}class_accuracy", correct / len(labels), protocol, interval=interval)]
+
+
 def _figures(
     prefix: str, real, fake, probabilities, protocol: MetricProtocol, subset: int
 ) -> list[Figure]:
@@ -133,6 +150,8 @@ def evaluate_distribution(
     )  # subsets smaller than the set give a spread
     real, _ = _features(extractor, _dataset_batches(train, count), "train features")
     floor, floor_probs = _features(extractor, _dataset_batches(test, count), "test features")
+    classes = test.info.num_classes
+    labels = torch.tensor([int(test[i]["label"]) for i in range(count)]) if classes else None
     seeds = f"{request.seed}-{request.seed + count - 1}"
     details = {
         "data": request.data,
@@ -149,6 +168,7 @@ def evaluate_distribution(
         MetricProtocol(**base, num_generated=count, details={**details, "generated": "test split"}),
         subset,
     )
+    figures += _class_accuracy("floor_", floor_probs, labels, classes, figures[0].protocol)
     model: dict = {"name": RENDERS}
     if request.images is not None or generate is not None:
         if request.images is not None:
@@ -173,4 +193,6 @@ def evaluate_distribution(
             details={**details, "prompts": "test-split captions"},
         )
         figures += _figures("", real, fake, fake_probs, protocol, subset)
+        if request.images is None:  # generated from the test items' captions, in order
+            figures += _class_accuracy("", fake_probs, labels, classes, protocol)
     return EvalReport(title=f"distribution metrics on {request.data}", figures=figures, model=model)

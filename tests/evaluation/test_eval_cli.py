@@ -139,6 +139,34 @@ def test_fid_reports_floor_with_protocol(tiny_digits_oracle, tmp_path, capsys):
     assert "floor_fid" in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # identical fakes: a flat covariance
+def test_class_accuracy_of_a_generator_against_its_captions(tiny_digits_oracle):
+    from pixloom.data.registry import load_dataset
+    from pixloom.evaluation.distribution import DistributionRequest, evaluate_distribution
+    from pixloom.metrics.oracles import load_oracle
+
+    oracle = load_oracle(str(tiny_digits_oracle))
+    blank = Image.new("RGB", (32, 32))
+    asked = []
+
+    def generate(caption, count, seed):
+        asked.append((caption, seed))
+        return [blank] * count
+
+    request = DistributionRequest(data="digits", model="blank", num_images=40, seed=3)
+    report = evaluate_distribution(request, oracle, generate)
+    figures = {figure.name: figure for figure in report.figures}
+    test = load_dataset("digits", split="test")
+    assert asked == [(test[i]["caption"], 3 + i) for i in range(40)]
+    # every image is the same blank one, so it is right exactly for the items of its class
+    predicted = int(oracle.probabilities(torch.zeros(1, 3, 32, 32) - 1).argmax())
+    expected = sum(int(test[i]["label"]) == predicted for i in range(40)) / 40
+    assert figures["class_accuracy"].value == pytest.approx(expected)
+    low, high = figures["class_accuracy"].interval
+    assert low <= expected <= high
+    assert 0 <= figures["floor_class_accuracy"].value <= 1
+
+
 def test_fid_refuses_more_samples_than_the_split(tiny_digits_oracle, capsys):
     assert (
         main(
