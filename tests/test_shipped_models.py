@@ -16,7 +16,7 @@ SHIPPED = shipped_models()
 
 
 def test_the_expected_models_are_shipped():
-    expected = {"shapes-t2i", "shapes-ar", "shapes-maskgit", "edsr-x2", "edsr-x4"}
+    expected = {"shapes-t2i", "shapes-ar", "shapes-maskgit", "digits-gan", "digits-ar", "edsr-x4"}
     assert expected <= set(SHIPPED)
 
 
