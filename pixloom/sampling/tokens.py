@@ -44,19 +44,22 @@ def guided_logits(logits: Tensor, count: int, guidance_scale: float) -> Tensor:
     return null + guidance_scale * (cond - null)
 
 
-def draw_rows(logits: Tensor, temperature: float, generators: list[torch.Generator]) -> Tensor:
+def draw_rows(logits: Tensor, temperature: float, generators: list[torch.Generator],
+              uniforms: Tensor | None = None) -> Tensor:  # fmt: skip
     """One categorical draw per position, row i from generators[i]; temperature 0 = argmax.
 
     logits (B, V) or (B, N, V) -> ids (B,) or (B, N). Inverse-CDF sampling: each row takes
     its uniforms from its own generator (so an image replays alone), then one vectorized
-    search over the cumulative probabilities draws every row at once.
+    search over the cumulative probabilities draws every row at once. `uniforms` (B, [N]),
+    already on the logits' device, replaces the generators' draws (see sample_raster).
     """
     if temperature == 0:
         return logits.argmax(-1)
     probs = (logits.float() / temperature).softmax(-1)
     cumulative = probs.cumsum(-1)  # (B, [N,] V)
-    shape = probs.shape[1:-1]  # () or (N,)
-    uniforms = torch.stack([torch.rand(shape, generator=g) for g in generators])
+    if uniforms is None:
+        shape = probs.shape[1:-1]  # () or (N,)
+        uniforms = torch.stack([torch.rand(shape, generator=g) for g in generators])
     uniforms = uniforms.to(probs.device) * cumulative[..., -1]  # (B, [N]) scaled to the total
     ids = torch.searchsorted(cumulative, uniforms[..., None], right=True)[..., 0]
     return ids.clamp_max(probs.shape[-1] - 1)  # rounding at the top end
@@ -83,6 +86,9 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
     """Raster-order autoregressive sampling (Esser et al. 2021) -> indices (count, h, w).
 
     use_cache=False recomputes the whole sequence at every step (the benchmark baseline).
+    Every step draws one uniform per row, so each row's N uniforms are drawn up front in one
+    call and moved to the device once: a CPU generator yields the same numbers either way,
+    and a GPU step then never waits for a host-to-device copy.
     """
     _check(count, generators, temperature)
     batch_cond, guided = _batch_condition(model, cond, count, guidance_scale)
@@ -90,6 +96,9 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
     side, total = model.config.grid_size, model.num_tokens
     device = model.embed.weight.device
     tokens = torch.zeros(count, total, dtype=torch.long, device=device)
+    uniforms = None
+    if temperature > 0:
+        uniforms = torch.stack([torch.rand(total, generator=g) for g in generators]).to(device)
     if use_cache:
         dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(
             device.type) else model.embed.weight.dtype  # fmt: skip
@@ -103,7 +112,8 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
             logits = model.run_slots(slots, batch_cond)[:, -1]  # (rows, V)
         guided_step = guided_logits(logits, count, guidance_scale)
         filtered = filter_logits(guided_step.float(), top_k, top_p)
-        tokens[:, j] = draw_rows(filtered, temperature, generators)
+        tokens[:, j] = draw_rows(filtered, temperature, generators,
+                                 None if uniforms is None else uniforms[:, j])  # fmt: skip
         if use_cache and j + 1 < total:
             step_tokens = torch.cat([tokens[:, j]] * 2) if guided else tokens[:, j]
             logits = model.forward_step(step_tokens, cache)

@@ -148,6 +148,25 @@ def test_seed_replay_image_by_image(family):
         assert torch.equal(uncached, batch)
 
 
+def test_raster_uniforms_drawn_up_front_match_step_by_step_draws():
+    """sample_raster draws each row's uniforms in one call; a step-by-step loop drawing them
+    from the generators at every step (draw_rows without `uniforms`) gives the same image."""
+    from pixloom.sampling.tokens import draw_rows
+
+    model, prompts, scale = _model(), ["a red circle", "two blue squares"], 2.0
+    fast = sample_raster(model, _cond(model, prompts), count=2, guidance_scale=scale,
+                         temperature=0.9, top_k=8, generators=_generators([3, 4]))  # fmt: skip
+    generators, tokens = _generators([3, 4]), torch.zeros(2, 16, dtype=torch.long)
+    with torch.no_grad():
+        logits, cache = model.prefill(_cond(model, prompts).with_null(), 4)
+        for j in range(16):
+            step = filter_logits(guided_logits(logits, 2, scale).float(), 8, None)
+            tokens[:, j] = draw_rows(step, 0.9, generators)
+            if j < 15:
+                logits = model.forward_step(torch.cat([tokens[:, j]] * 2), cache)
+    assert torch.equal(fast.view(2, 16), tokens)
+
+
 @pytest.mark.parametrize("steps", [1, 3, 8])
 def test_maskgit_fills_every_cell_in_exactly_steps(steps):
     model = _model("maskgit")
