@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "is dropped and floating-point weights are stored as --dtype. Loading casts them back "
         "to float32. This is how the shipped token models are made from their training runs.",
     )
-    parser.add_argument("source", help="checkpoint directory (e.g. runs/shapes-ar/model)")
+    parser.add_argument(
+        "source", help="checkpoint directory (e.g. runs/shapes-ar/model) or shipped model name"
+    )
     parser.add_argument("target", help="directory to write (replaced atomically if present)")
     parser.add_argument(
         "--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
@@ -26,8 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export args.source to args.target and print the result's size and sha256."""
     from pixloom.io.checkpoint import WEIGHTS_FILE, export_checkpoint, load_checkpoint
+    from pixloom.models.loading import resolve_checkpoint
 
-    target = export_checkpoint(args.source, args.target, dtype=args.dtype)
+    source = resolve_checkpoint(args.source)
+    target = export_checkpoint(source, args.target, dtype=args.dtype)
     written = load_checkpoint(target, weights=False)
     size = (target / WEIGHTS_FILE).stat().st_size
     print(f"{target}: {written.family}, weights {args.dtype}, {size / 2**20:.1f} MiB, "

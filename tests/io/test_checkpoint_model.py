@@ -154,4 +154,6 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", str(path), str(tmp_path / "half")]) == 0
     assert f"{FAMILY}, weights float16" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert "no model named or at" in capsys.readouterr().err
+    assert main(["export", "espcn-x2", str(tmp_path / "shipped")]) == 0  # a shipped name
+    assert "espcn, weights float16" in capsys.readouterr().out
