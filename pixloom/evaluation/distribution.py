@@ -47,6 +47,11 @@ class DistributionRequest:
         default=None,
         metadata={"short": "-n", "help": "samples per set (default: min(2000, test split size))"},
     )
+    prompts: str = field(
+        default="captions",
+        metadata={"help": "what generated image i is asked for: test item i's caption, or "
+                          "its class id ('labels', for class-conditional models)"},
+    )  # fmt: skip
     seed: int = field(default=0, metadata={"help": "first seed; generated image i uses seed + i"})
     resolution: int = field(default=32, metadata={"help": "image side of the reference data"})
     oracle: str | None = field(
@@ -77,6 +82,8 @@ class DistributionRequest:
             ">= 2",
         )
         require(0 <= self.seed < 2**63, "seed", self.seed, "0 to 2**63-1")
+        require(self.prompts in ("captions", "labels"), "prompts", self.prompts,
+                "'captions' or 'labels'")  # fmt: skip
 
 
 def _dataset_batches(dataset, count: int, batch: int = 128) -> Iterator[torch.Tensor]:
@@ -139,6 +146,8 @@ def evaluate_distribution(
     """FID/KID/IS/PR of generated (or folder, or test-split) images against the train split."""
     train = load_dataset(request.data, split="train", resolution=request.resolution)
     test = load_dataset(request.data, split="test", resolution=request.resolution)
+    require(request.prompts == "captions" or test.info.num_classes > 0, "prompts", "labels",
+            f"'captions': {request.data} has no classes")  # fmt: skip
     count = request.num_images or min(2000, len(test))
     for name, dataset in (("train", train), ("test", test)):
         if len(dataset) < count:
@@ -178,10 +187,13 @@ def evaluate_distribution(
             images = [decode_image(path) for path in paths]
             model = {"images": str(request.images)}
         else:
-            captions = [test[i]["caption"] for i in range(count)]
+            if request.prompts == "labels":
+                prompts = [str(int(label)) for label in labels]
+            else:
+                prompts = [test[i]["caption"] for i in range(count)]
             images = [
-                generate(caption, 1, request.seed + i)[0]
-                for i, caption in enumerate(progress_bar(captions, desc="generate"))
+                generate(prompt, 1, request.seed + i)[0]
+                for i, prompt in enumerate(progress_bar(prompts, desc="generate"))
             ]
             model = {"name": request.model}
         fake, fake_probs = _features(extractor, _image_batches(images), "generated features")
@@ -190,9 +202,9 @@ def evaluate_distribution(
             num_generated=count,
             ema=True,
             seeds=seeds,
-            details={**details, "prompts": "test-split captions"},
+            details={**details, "prompts": f"test-split {request.prompts}"},
         )
         figures += _figures("", real, fake, fake_probs, protocol, subset)
-        if request.images is None:  # generated from the test items' captions, in order
+        if request.images is None:  # generated from the test items' captions or labels, in order
             figures += _class_accuracy("", fake_probs, labels, classes, protocol)
     return EvalReport(title=f"distribution metrics on {request.data}", figures=figures, model=model)

@@ -167,6 +167,31 @@ def test_class_accuracy_of_a_generator_against_its_captions(tiny_digits_oracle):
     assert 0 <= figures["floor_class_accuracy"].value <= 1
 
 
+@pytest.mark.filterwarnings("ignore:Matrix is singular")
+def test_class_conditional_generators_are_asked_for_labels(tiny_digits_oracle, tiny_shapes_oracle):
+    from pixloom.data.registry import load_dataset
+    from pixloom.errors import InvalidValue
+    from pixloom.evaluation.distribution import DistributionRequest, evaluate_distribution
+    from pixloom.metrics.oracles import load_oracle
+
+    asked = []
+
+    def generate(prompt, count, seed):
+        asked.append(prompt)
+        return [Image.new("RGB", (32, 32))] * count
+
+    request = DistributionRequest(data="digits", model="m", num_images=20, prompts="labels")
+    report = evaluate_distribution(request, load_oracle(str(tiny_digits_oracle)), generate)
+    test = load_dataset("digits", split="test")
+    assert asked == [str(int(test[i]["label"])) for i in range(20)]
+    assert "class_accuracy" in {figure.name for figure in report.figures}
+    shapes = DistributionRequest(data="shapes", model="m", num_images=20, prompts="labels")
+    with pytest.raises(InvalidValue, match="prompts.*shapes has no classes"):
+        evaluate_distribution(shapes, load_oracle(str(tiny_shapes_oracle)), generate)
+    with pytest.raises(InvalidValue, match="prompts.*'captions' or 'labels'"):
+        DistributionRequest(prompts="words")
+
+
 def test_fid_refuses_more_samples_than_the_split(tiny_digits_oracle, capsys):
     assert (
         main(
