@@ -131,6 +131,32 @@ def test_engine_trains_gan_steps(tmp_path):
     assert config_to_dict(config)["task"] == "gan"
 
 
+def test_class_conditional_task_learns_class_ids_as_one_word_prompts():
+    from pixloom.configs import config_from_dict
+    from pixloom.errors import InvalidValue
+
+    info = DatasetInfo(name="digits", resolution=16, has_captions=True, num_classes=3)
+    options = {"model": "dcgan", "model_config": {"z_dim": 8, "width": 8, "max_width": 16},
+               "text_encoder_config": {"dim": 16, "layers": 1, "heads": 2},
+               "class_conditional": True}  # fmt: skip
+    task = GanTask(config_from_dict(GanTaskOptions, options), info)
+    vocab = task.export_config()["model"]["text_encoder"]["vocab"]
+    assert {"0", "1", "2"} <= set(vocab) and "digit" not in vocab
+    batch = {"image": torch.zeros(4, 3, 16, 16), "label": torch.tensor([0, 2, 1, 2]),
+             "caption": ["the digit zero", "a 2", "one", "two"]}  # fmt: skip
+    assert task.prompts(batch) == ["0", "2", "1", "2"]
+    for phase in ("g", "d"):
+        loss, _ = task.loss(phase, batch, 0)
+        assert torch.isfinite(loss)
+    assert task.preview_prompts == ["0", "2", "1", "2"]
+    task.prepare_inference(task.generator)  # BatchNorm calibration on the class ids
+    with pytest.raises(InvalidValue, match="text_encoder.*'builtin' when class_conditional"):
+        config_from_dict(GanTaskOptions, {**options, "text_encoder": "none"})
+    shapes = DatasetInfo(name="shapes", resolution=16, has_captions=True)
+    with pytest.raises(InvalidValue, match="class_conditional.*shapes has no classes"):
+        GanTask(config_from_dict(GanTaskOptions, options), shapes)
+
+
 def test_builtin_encoder_learns_in_the_d_phase_only():
     """The G loss would teach a jointly trained encoder to hide the caption from D (every
     caption drawn alike); the encoder's gradients must come from the D phase alone."""

@@ -1,5 +1,9 @@
 """Task "gan": text-conditional (or unconditional) GAN training of mlp-gan, dcgan, stylegan.
 
+With `class_conditional`, the prompt of an image is its class id written as one word ("7"):
+the built-in encoder, with the class ids as its vocabulary, learns them like captions, so
+the generator, the projection discriminator and the pipeline need nothing else.
+
 Phases (StyleGAN2-ADA's layout, Karras et al. 2020): "g" (non-saturating loss, style
 mixing for stylegan), "d" (logistic loss + the matching-aware term: real image with a
 shifted caption counts as fake, Reed et al. 2016) and the lazy "r1" phase every
@@ -53,6 +57,7 @@ class GanTaskOptions:
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
     style_mixing: float = 0.9  # stylegan: probability of mixing two ws in the G phase
     diversity_weight: float = 0.0  # mode-seeking term (MSGAN): same caption, different z
+    class_conditional: bool = False  # prompt = the class id ("7") through the built-in encoder
     calibration_batches: int = 16  # BatchNorm generators: batches that re-estimate EMA stats
     preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
 
@@ -80,6 +85,9 @@ class GanTaskOptions:
             ">= 1",
         )
         require(self.vocab_size >= 4, "task_options.vocab_size", self.vocab_size, ">= 4")
+        require(not self.class_conditional or self.text_encoder == "builtin",
+                "task_options.text_encoder", self.text_encoder,
+                "'builtin' when class_conditional is true (it learns the class ids)")  # fmt: skip
         require(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             "task_options.betas",
@@ -107,6 +115,18 @@ def text_encoder_spec(options: GanTaskOptions, dataset_info: Any) -> dict[str, A
     """The encoder spec stored in the generator config ({} when unconditional)."""
     if options.text_encoder == "none":
         return {}
+    if options.text_encoder == "builtin" and options.class_conditional:
+        from pixloom.text.builtin import BuiltinTextConfig, build_vocabulary
+
+        classes = getattr(dataset_info, "num_classes", 0)
+        require(classes > 0, "task_options.class_conditional", True,
+                f"false: dataset {dataset_info.name} has no classes")  # fmt: skip
+        fields = {**options.text_encoder_config,
+                  "vocab": build_vocabulary([str(c) for c in range(classes)])}  # fmt: skip
+        config = config_from_dict(
+            BuiltinTextConfig, fields, where="task_options.text_encoder_config"
+        )
+        return {"name": "builtin", **config_to_dict(config)}
     if options.text_encoder == "builtin":
         from pixloom.text.builtin import BuiltinTextConfig, build_vocabulary
 
@@ -211,16 +231,23 @@ class GanTask:
             ws = style_mix(ws, other, crossover)
         return generator.synthesize(ws, cond)
 
+    def prompts(self, batch: dict) -> list[str]:
+        """What each real image is conditioned on: its caption, or its class id as a word."""
+        if self.options.class_conditional:
+            return [str(int(label)) for label in batch["label"]]
+        return list(batch["caption"])
+
     def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of `phase` on a batch of real images and captions."""
         real, device = batch["image"], batch["image"].device
         count, policy = real.shape[0], self.options.augment
+        prompts = self.prompts(batch)
         if not self.preview_prompts and self.model_config.text_encoder:
-            self.preview_prompts = list(batch["caption"][:8])
+            self.preview_prompts = prompts[:8]
         if phase == "g":
-            return self.generator_phase(batch["caption"], count, device)
+            return self.generator_phase(prompts, count, device)
         with torch.set_grad_enabled(phase == "d" and self.trains_encoder):
-            cond = self.embed(self.generator, batch["caption"], device)
+            cond = self.embed(self.generator, prompts, device)
         if phase == "d":
             with torch.no_grad():
                 fake = self.generate(cond, self.latents(count, device), mix=True)
@@ -279,7 +306,10 @@ class GanTask:
             count = batch * self.options.calibration_batches
             captions = [""] * count
             if self.model_config.text_encoder:
-                if self._calibration_captions is None:
+                if self._calibration_captions is None and self.options.class_conditional:
+                    classes = self.dataset_info.num_classes
+                    self._calibration_captions = [str(i % classes) for i in range(count)]
+                elif self._calibration_captions is None:
                     self._calibration_captions = caption_sample(self.dataset_info, count)
                 captions = self._calibration_captions
             seeded = torch.Generator().manual_seed(0)
