@@ -16,7 +16,15 @@ SHIPPED = shipped_models()
 
 
 def test_the_expected_models_are_shipped():
-    expected = {"shapes-t2i", "shapes-ar", "shapes-maskgit", "digits-gan", "digits-ar", "edsr-x4"}
+    expected = {
+        "shapes-t2i",
+        "shapes-ar",
+        "shapes-maskgit",
+        "digits-gan",
+        "digits-gan-class",
+        "digits-ar",
+        "edsr-x4",
+    }
     assert expected <= set(SHIPPED)
 
 
