@@ -27,6 +27,7 @@ from pixloom.metrics.intervals import wilson_interval
 from pixloom.metrics.precision_recall import precision_recall
 from pixloom.metrics.report import EvalReport, Figure, MetricProtocol
 from pixloom.progress import progress_bar
+from pixloom.text.embedding import class_prompt
 
 
 @dataclass
@@ -188,7 +189,7 @@ def evaluate_distribution(
             model = {"images": str(request.images)}
         else:
             if request.prompts == "labels":
-                prompts = [str(int(label)) for label in labels]
+                prompts = [class_prompt(label) for label in labels]
             else:
                 prompts = [test[i]["caption"] for i in range(count)]
             images = [

@@ -43,6 +43,11 @@ class TextEmbedding:
         )
 
 
+def class_prompt(label: int | Tensor) -> str:
+    """The prompt that asks a class-conditional model for class `label`: its id in decimal."""
+    return str(int(label))
+
+
 def normalize_prompt(prompt: str) -> str:
     """Control characters -> spaces, whitespace collapsed, ends stripped (case kept)."""
     if not isinstance(prompt, str):

@@ -26,6 +26,7 @@ from pixloom.configs import config_from_dict, config_to_dict
 from pixloom.errors import require
 from pixloom.models.registry import build_model, get_model_entry
 from pixloom.sampling.truncation import style_mix
+from pixloom.text.embedding import class_prompt
 from pixloom.training.augment import diff_augment, parse_policy
 from pixloom.training.task import Phase, register_task
 from pixloom.training.tasks.gan_losses import (
@@ -115,30 +116,24 @@ def text_encoder_spec(options: GanTaskOptions, dataset_info: Any) -> dict[str, A
     """The encoder spec stored in the generator config ({} when unconditional)."""
     if options.text_encoder == "none":
         return {}
-    if options.text_encoder == "builtin" and options.class_conditional:
-        from pixloom.text.builtin import BuiltinTextConfig, build_vocabulary
-
-        classes = getattr(dataset_info, "num_classes", 0)
-        require(classes > 0, "task_options.class_conditional", True,
-                f"false: dataset {dataset_info.name} has no classes")  # fmt: skip
-        fields = {**options.text_encoder_config,
-                  "vocab": build_vocabulary([str(c) for c in range(classes)])}  # fmt: skip
-        config = config_from_dict(
-            BuiltinTextConfig, fields, where="task_options.text_encoder_config"
-        )
-        return {"name": "builtin", **config_to_dict(config)}
     if options.text_encoder == "builtin":
         from pixloom.text.builtin import BuiltinTextConfig, build_vocabulary
 
-        require(
-            getattr(dataset_info, "has_captions", False),
-            "task_options.text_encoder",
-            "builtin",
-            f"'none': dataset {dataset_info.name} has no captions",
-        )
-        vocab = build_vocabulary(
-            caption_sample(dataset_info, options.vocab_captions), max_size=options.vocab_size
-        )
+        if options.class_conditional:
+            classes = getattr(dataset_info, "num_classes", 0)
+            require(classes > 0, "task_options.class_conditional", True,
+                    f"false: dataset {dataset_info.name} has no classes")  # fmt: skip
+            vocab = build_vocabulary([class_prompt(c) for c in range(classes)])
+        else:
+            require(
+                getattr(dataset_info, "has_captions", False),
+                "task_options.text_encoder",
+                "builtin",
+                f"'none': dataset {dataset_info.name} has no captions",
+            )
+            vocab = build_vocabulary(
+                caption_sample(dataset_info, options.vocab_captions), max_size=options.vocab_size
+            )
         fields = {**options.text_encoder_config, "vocab": vocab}
         config = config_from_dict(
             BuiltinTextConfig, fields, where="task_options.text_encoder_config"
@@ -234,7 +229,7 @@ class GanTask:
     def prompts(self, batch: dict) -> list[str]:
         """What each real image is conditioned on: its caption, or its class id as a word."""
         if self.options.class_conditional:
-            return [str(int(label)) for label in batch["label"]]
+            return [class_prompt(label) for label in batch["label"]]
         return list(batch["caption"])
 
     def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -308,7 +303,7 @@ class GanTask:
             if self.model_config.text_encoder:
                 if self._calibration_captions is None and self.options.class_conditional:
                     classes = self.dataset_info.num_classes
-                    self._calibration_captions = [str(i % classes) for i in range(count)]
+                    self._calibration_captions = [class_prompt(i % classes) for i in range(count)]
                 elif self._calibration_captions is None:
                     self._calibration_captions = caption_sample(self.dataset_info, count)
                 captions = self._calibration_captions
