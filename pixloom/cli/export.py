@@ -7,6 +7,8 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `export` sub-command."""
+    from pixloom.io.checkpoint import DEFAULT_STORAGE_DTYPE, STORAGE_DTYPES
+
     parser = subparsers.add_parser(
         "export",
         help="copy a checkpoint for inference, weights stored as float16 (half the size)",
@@ -19,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("target", help="directory to write (replaced atomically if present)")
     parser.add_argument(
-        "--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
-        help="storage dtype of floating-point weights (default: float16)",
+        "--dtype", default=DEFAULT_STORAGE_DTYPE, choices=list(STORAGE_DTYPES),
+        help=f"storage dtype of floating-point weights (default: {DEFAULT_STORAGE_DTYPE})",
     )  # fmt: skip
     parser.set_defaults(handler=run)
 

@@ -14,6 +14,7 @@ Images are float tensors in [0, 1], (C, H, W) or (B, C, H, W).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -253,8 +254,14 @@ def make_lr(
     workers = min(len(seeds), (os.cpu_count() or 1) // torch.get_num_threads())
     if workers <= 1:
         return torch.stack([degrade_real(image, scale, s, config) for image, s in zip(hr, seeds)])
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        images = pool.map(
-            lambda pair: degrade_real(pair[0], scale, pair[1], config), zip(hr, seeds)
-        )
-        return torch.stack(list(images))
+    images = _pool(workers, os.getpid()).map(
+        lambda pair: degrade_real(pair[0], scale, pair[1], config), zip(hr, seeds)
+    )
+    return torch.stack(list(images))
+
+
+@functools.cache
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """One thread pool per worker count for the life of the process (make_lr runs every step);
+    keyed by pid because a forked child inherits the cache but not the pool's threads."""
+    return ThreadPoolExecutor(max_workers=workers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -48,7 +49,7 @@ class DistributionRequest:
         default=None,
         metadata={"short": "-n", "help": "samples per set (default: min(2000, test split size))"},
     )
-    prompts: str = field(
+    prompts: Literal["captions", "labels"] = field(
         default="captions",
         metadata={"help": "what generated image i is asked for: test item i's caption, or "
                           "its class id ('labels', for class-conditional models)"},

@@ -465,10 +465,13 @@ def is_complete(directory: str | Path, *, verify: bool = False) -> bool:
 
 # ---------------------------------------------------------------------------- exporting
 
-STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DEFAULT_STORAGE_DTYPE = "float16"
 
 
-def export_checkpoint(source: str | Path, target: str | Path, *, dtype: str = "float16") -> Path:
+def export_checkpoint(
+    source: str | Path, target: str | Path, *, dtype: str = DEFAULT_STORAGE_DTYPE
+) -> Path:
     """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
 
     The training state is left behind. Loading casts the weights back to the model's own

@@ -354,7 +354,7 @@ class UpscalePipeline:
 
     @torch.no_grad()
     def _run_network(
-        self, colour: np.ndarray, tile: int | None, overlap: int, self_ensemble: bool = False
+        self, colour: np.ndarray, tile: int | None, overlap: int, self_ensemble: bool
     ) -> np.ndarray:
         """Run the network (tiled or whole) under the resolved precision; fp32 retry on NaN (G1).
         With `self_ensemble`, each window is the mean over the 8 dihedral transforms (EDSR+)."""
