@@ -36,6 +36,16 @@ def test_l1_loss_on_tiny_batch(degradation):
     }
 
 
+def test_l2_pixel_loss_is_the_mean_squared_error():
+    options = {**TINY_EDSR, "scale": 2, "pixel_loss": "l2"}
+    task = make_sr_task(options, SimpleNamespace(resolution=12))
+    loss, metrics = task.loss("g", _batch(), step=0)
+    lr, hr = task.make_pair(_batch(), step=0)
+    with torch.no_grad():
+        expected = torch.nn.functional.mse_loss(task.generator(lr).float(), hr)
+    assert torch.allclose(loss, expected) and not torch.allclose(loss, torch.tensor(metrics["l1"]))
+
+
 def test_pairs_are_deterministic_in_step_and_index():
     options = {**TINY_EDSR, "scale": 3, "degradation": "real"}
     task = make_sr_task(options, SimpleNamespace(resolution=12))
@@ -69,6 +79,7 @@ def test_adversarial_variant_has_two_phases():
     [
         ({"scale": 5}, "task_options.scale"),
         ({"colour": 1}, "task_options.colour"),
+        ({"pixel_loss": "l3"}, "task_options.pixel_loss"),
         ({"model_config": {"scale": 2}}, "task_options.model_config.scale"),
     ],
 )

@@ -5,7 +5,8 @@ input is made on the fly by pixloom.data.degradations ("bicubic", or the blind "
 degradation of Real-ESRGAN), deterministically from (seed, step, item index), as are the
 flip/rotation augmentations, so a resumed run sees exactly the same pairs.
 
-Losses: L1 (the PSNR-oriented training of EDSR, Lim et al. 2017). With `adversarial` the
+Losses: L1 (the PSNR-oriented training of EDSR, Lim et al. 2017), or L2 (`pixel_loss: l2`,
+the loss PSNR itself measures, for a last fine-tune of an L1-trained model). With `adversarial` the
 task adds a spectrally normalized patch discriminator and the relativistic average GAN loss
 of ESRGAN (Wang et al. 2018, arXiv:1809.00219) as a second phase; ESRGAN starts that
 fine-tune from a PSNR-trained generator (`init_from`). ESRGAN's VGG perceptual loss needs
@@ -41,6 +42,7 @@ class SrTaskOptions:
     degradation: Literal["bicubic", "real"] = "bicubic"
     real_degradation: dict[str, Any] = field(default_factory=dict)  # RealDegradationConfig fields
     lr: float = 2e-4  # Adam learning rate of the generator (EDSR: 1e-4 at batch 16)
+    pixel_loss: Literal["l1", "l2"] = "l1"  # L1 (EDSR) or mean squared error
     augment: bool = True  # random flips and 90-degree rotations of each crop
     seed: int = 0  # seeds degradations and augmentations together with (step, index)
     adversarial: bool = False  # ESRGAN-style fine-tune: add the discriminator phase
@@ -194,7 +196,7 @@ class SrTask:
         return lr.contiguous(memory_format=layout), hr.contiguous(memory_format=layout)
 
     def loss(self, phase: str, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Phase g: L1 (+ gan_weight * RaGAN); phase d: the discriminator's RaGAN loss."""
+        """Phase g: the pixel loss (+ gan_weight * RaGAN); phase d: the discriminator's RaGAN."""
         lr, hr = self.make_pair(batch, step)
         if phase == "d":
             with torch.no_grad():
@@ -205,17 +207,18 @@ class SrTask:
             return loss, {}
         sr = self.generator(lr).float()
         l1 = F.l1_loss(sr, hr)
+        pixel = l1 if self.options.pixel_loss == "l1" else F.mse_loss(sr, hr)
         mse = F.mse_loss(sr.detach().clamp(0, 1), hr).clamp_min(1e-10)
         metrics = {"l1": float(l1.detach()), "psnr": float(-10 * torch.log10(mse))}
         if self.discriminator is None:
-            return l1, metrics
+            return pixel, metrics
         gan = relativistic_loss(
             self.discriminator(hr).float().detach(),
             self.discriminator(sr).float(),
             for_generator=True,
         )
         metrics["gan"] = float(gan.detach())
-        return l1 + self.options.gan_weight * gan, metrics
+        return pixel + self.options.gan_weight * gan, metrics
 
     def export_config(self) -> dict:
         """The inference checkpoint: the generator's family and config."""
