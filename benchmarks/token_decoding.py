@@ -3,7 +3,9 @@
     python -m benchmarks.token_decoding                     # random tiny-ish models
     python -m benchmarks.token_decoding --model runs/shapes-ar/model --batches 1 64
 
-1. KV cache vs recomputing the whole sequence every step, at 64 and 256 tokens.
+1. KV cache vs recomputing the whole sequence every step, at 64 and 256 tokens, at each
+   --kv-batches size (batch 1 is bound by per-step overhead and weight reads; a batch
+   shows the arithmetic the cache saves).
 2. pixloom raster decoding vs transformers' LlamaForCausalLM.generate of identical size
    (dim, depth, heads, SwiGLU hidden, vocab; random weights), greedy and sampling, the same
    number of new tokens, at each --batches size.
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=512)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--kv-batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
@@ -162,14 +165,16 @@ def main() -> None:
     peak = matmul_peak(device)
     print(f"device {device}; measured bf16 matmul peak {peak / 1e9:.1f} GFLOP/s\n")
 
-    print("## 1. KV cache vs recompute (fp32, batch 1)\n")
-    for side in (8, 16):
-        model = build(sizes, side, "raster", device)
-        fns = {f"recompute {side * side} tok": sampler(model, 1, mode="raster", precision="fp32",
-                                                       use_cache=False),
-               f"kv cache {side * side} tok": sampler(model, 1, mode="raster",
-                                                      precision="fp32")}  # fmt: skip
-        print(markdown_table(time_side_by_side(fns, **timing)), "\n")
+    print("## 1. KV cache vs recompute (fp32)\n")
+    for batch in args.kv_batches:
+        for side in (8, 16):
+            model = build(sizes, side, "raster", device)
+            tokens = f"{side * side} tok b{batch}"
+            fns = {f"recompute {tokens}": sampler(model, batch, mode="raster", precision="fp32",
+                                                  use_cache=False),
+                   f"kv cache {tokens}": sampler(model, batch, mode="raster",
+                                                 precision="fp32")}  # fmt: skip
+            print(markdown_table(time_side_by_side(fns, **timing)), "\n")
 
     model = build(sizes, grid, "raster", device)
     print(f"## 2. pixloom raster vs LlamaForCausalLM.generate ({model.num_tokens} new tokens)\n")
