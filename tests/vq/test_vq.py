@@ -147,6 +147,30 @@ def test_eval_tokenizer_cli(trained, tmp_path, capsys):
     figures = {figure["name"]: figure["value"] for figure in report["figures"]}
     assert 5 < figures["psnr"] < 60 and figures["fid"] >= 0
     assert 0 < figures["codebook_usage"] <= 1 and 1 <= figures["perplexity"] <= 32
+    assert 0 <= figures["scene_agreement"] <= 1  # the shapes oracle parses scenes
+
+
+def test_scene_agreement_counts_reconstructions_read_as_their_originals():
+    from types import SimpleNamespace
+
+    from pixloom.evaluation.reconstruction import _reconstruct_all
+
+    class Oracle:  # reads one object whose colour is the sign of the image's mean
+        def features(self, images):
+            return images.flatten(1)[:, :4]
+
+        def parse(self, images):
+            return [[SimpleNamespace(shape="circle", color="red" if float(x.mean()) > 0 else "blue",
+                                     size="small", position="center")] for x in images]  # fmt: skip
+
+    images = torch.cat([torch.full((3, 3, 8, 8), 0.5), torch.full((1, 3, 8, 8), -0.5)])
+    dataset = [{"image": image} for image in images]
+    flip_first = SimpleNamespace(
+        encode=lambda x: SimpleNamespace(indices=x),
+        decode=lambda x: torch.cat([-x[:1], x[1:]]),  # the first reconstruction changes colour
+    )
+    measured = _reconstruct_all(flip_first, dataset, 4, Oracle(), torch.device("cpu"))
+    assert measured["agree"] == [False, True, True, True]
 
 
 @pytest.mark.parametrize("name", ["shapes-vq", "digits-vq"])
@@ -162,3 +186,67 @@ def test_presets_parse_and_build(name):
     task = VqTask(options, DatasetInfo(name=config.data, resolution=config.resolution))
     assert config.task == "vq" and task.tokenizer.grid_size == 8
     assert [phase.name for phase in task.phases()] == ["ae", "d"]
+
+
+def test_decoder_preset_fine_tunes_the_shapes_tokenizer_decoder_alone():
+    from pixloom.configs import config_from_dict
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.presets import load_preset
+    from pixloom.training.tasks.vq import VqTaskOptions
+
+    config = config_from_dict(TrainConfig, load_preset("shapes-vq-decoder"))
+    options = config_from_dict(VqTaskOptions, config.task_options, where="task_options")
+    assert options.decoder_only and options.init_from == load_preset("shapes-vq")["out"]
+    assert options.adversarial_weight == 0 and config.resolution == 32
+
+
+def test_decoder_only_fine_tune_keeps_every_code(trained, tmp_path):
+    from pixloom.data.registry import load_dataset
+    from pixloom.io.checkpoint import load_checkpoint
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.engine import train
+
+    source = trained[0].model
+    options = {"init_from": str(source), "decoder_only": True, "lr": 3e-3,
+               "adversarial_weight": 0.0}  # fmt: skip
+    config = TrainConfig(task="vq", data="shapes", resolution=16, task_options=options,
+                         steps=6, batch_size=8, out=str(tmp_path / "ft"), progress=False,
+                         tensorboard=False, precision="fp32", ema_decay=0.5,
+                         ema_warmup=0)  # fmt: skip
+    result = train(config, dataset=load_dataset("shapes", resolution=16, train_size=64))
+    before, after = load_checkpoint(source), load_checkpoint(result.model)
+    assert after.model_config == before.model_config
+    for name, tensor in after.weights.items():
+        if name.startswith("decoder."):
+            continue
+        assert torch.equal(tensor, before.weights[name]), name  # encoder, codebook, counters
+    assert any(
+        not torch.equal(after.weights[n], before.weights[n])
+        for n in after.weights
+        if n.startswith("decoder.")
+    )
+
+
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"decoder_only": True}, "task_options.decoder_only"),
+        (
+            {"init_from": "SOURCE", "model_config": {"codebook_size": 64}},
+            "task_options.model_config.codebook_size",
+        ),
+        ({"init_from": "SOURCE", "model_config": {}, "resolution": 32}, "resolution"),
+    ],
+)
+def test_fine_tune_options_are_checked_against_the_source(trained, options, field):
+    from types import SimpleNamespace
+
+    from pixloom.training.tasks.vq import make_vq_task
+
+    options = dict(options)
+    resolution = options.pop("resolution", 16)
+    if options.get("init_from") == "SOURCE":
+        options["init_from"] = str(trained[0].model)
+    with pytest.raises(InvalidValue) as error:
+        make_vq_task(options, SimpleNamespace(resolution=resolution))
+    assert error.value.field == field

@@ -80,13 +80,15 @@ def resolve_tokenizer(name_or_path: str) -> Path:
     return resolve_checkpoint(name_or_path)
 
 
-def load_tokenizer(name_or_path: str) -> tuple[nn.Module, dict[str, Any]]:
-    """The frozen vq tokenizer and its model config dict."""
+def load_tokenizer(
+    name_or_path: str, field: str = "task_options.tokenizer"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The frozen vq tokenizer and its model config dict (`field` names the option)."""
     from pixloom.models.loading import load_model
 
     tokenizer, checkpoint = load_model(resolve_tokenizer(name_or_path))
     if checkpoint.family != "vq":
-        raise InvalidValue("task_options.tokenizer", name_or_path,
+        raise InvalidValue(field, name_or_path,
                            f"a 'vq' checkpoint, not family {checkpoint.family!r}")  # fmt: skip
     return tokenizer.requires_grad_(False), dict(checkpoint.model_config)
 

@@ -7,6 +7,11 @@ codebook/commitment loss (VQ-VAE, van den Oord et al. 2017), plus, from step
 first). Phase "d" (the discriminator, only built when adversarial_weight > 0): the logistic
 loss of pixloom.training.tasks.gan_losses on originals vs reconstructions.
 
+`init_from` starts from a trained tokenizer; with `decoder_only` its encoder and codebook
+stay frozen (and the quantizer in eval mode, so no code is restarted), so every image keeps
+its tokens and every token model trained on them stays valid: `pixloom export --tokenizer`
+then puts the sharper decoder into such a model.
+
 The engine has no per-phase start step, so before `adversarial_start` the "d" phase returns a
 zero loss that reaches no parameter: no gradient, so AdamW skips every parameter and its
 moments stay empty; the reconstruction of the "ae" phase is cached for "d" so the
@@ -46,6 +51,8 @@ class VqTaskOptions:
     quantizer_weight: float = 1.0  # weight of Quantized.loss (codebook + beta * commitment)
     adversarial_weight: float = 0.1  # 0: no discriminator at all (pure autoencoder training)
     adversarial_start: int = 2000  # first step of the "d" phase and of the G adversarial term
+    init_from: str | None = None  # trained vq checkpoint to start from (its config is used)
+    decoder_only: bool = False  # train the decoder alone: the codes stay (needs init_from)
 
     def __post_init__(self) -> None:
         for name in ("lr", "discriminator_lr"):
@@ -71,6 +78,12 @@ class VqTaskOptions:
             "two Adam betas in [0, 1), e.g. [0.5, 0.9]",
         )
         require(
+            self.init_from is not None or not self.decoder_only,
+            "task_options.decoder_only",
+            self.decoder_only,
+            "false unless task_options.init_from names the tokenizer whose decoder to train",
+        )
+        require(
             "resolution" not in self.model_config,
             "task_options.model_config.resolution",
             self.model_config.get("resolution"),
@@ -84,6 +97,18 @@ def psnr_db(reconstruction: torch.Tensor, target: torch.Tensor) -> float:
     return float(-10 * torch.log10(mse))
 
 
+def start_from(name_or_path: str, fields: dict[str, Any]) -> tuple[nn.Module, VqConfig]:
+    """A trained tokenizer to go on training and its config, which `fields` must agree with."""
+    from pixloom.training.tasks.token_lm import load_tokenizer
+
+    tokenizer, stored = load_tokenizer(name_or_path, field="task_options.init_from")
+    for name, value in fields.items():
+        where = "resolution" if name == "resolution" else f"task_options.model_config.{name}"
+        require(stored.get(name) == value, where, value,
+                f"{stored.get(name)!r}, as in {name_or_path} (init_from)")  # fmt: skip
+    return tokenizer.requires_grad_(True), config_from_dict(VqConfig, stored)
+
+
 class VqTask:
     """Phase "ae" (tokenizer) and, when adversarial_weight > 0, phase "d" (PatchGAN)."""
 
@@ -92,8 +117,16 @@ class VqTask:
     def __init__(self, options: VqTaskOptions, dataset_info: Any):
         self.options = options
         fields = {**options.model_config, "resolution": dataset_info.resolution}
-        self.model_config = config_from_dict(VqConfig, fields, where="task_options.model_config")
-        self.tokenizer = build_model("vq", self.model_config)
+        if options.init_from is None:
+            self.model_config = config_from_dict(
+                VqConfig, fields, where="task_options.model_config"
+            )
+            self.tokenizer = build_model("vq", self.model_config)
+        else:
+            self.tokenizer, self.model_config = start_from(options.init_from, fields)
+        if options.decoder_only:
+            self.tokenizer.encoder.requires_grad_(False)
+            self.tokenizer.quantizer.requires_grad_(False)
         self.discriminator = None
         if options.adversarial_weight > 0:
             self.discriminator = build_model("vq-discriminator", self.model_config)
@@ -127,7 +160,13 @@ class VqTask:
         key = (step, tuple(int(i) for i in batch.get("index", ())))
         if phase == "d":
             return self.discriminator_phase(image, key, step)
-        quantized = self.tokenizer.encode(image)
+        if self.options.decoder_only:  # the frozen half encodes as it did: no code restarts
+            self.tokenizer.encoder.eval()
+            self.tokenizer.quantizer.eval()
+            with torch.no_grad():
+                quantized = self.tokenizer.encode(image)
+        else:
+            quantized = self.tokenizer.encode(image)
         reconstruction = self.tokenizer.decode_latents(quantized.z).float()
         self._cache = {key: reconstruction.detach()} | {
             k: v for k, v in self._cache.items() if k[0] == step
