@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dtype", default=DEFAULT_STORAGE_DTYPE, choices=list(STORAGE_DTYPES),
         help=f"storage dtype of floating-point weights (default: {DEFAULT_STORAGE_DTYPE})",
     )  # fmt: skip
+    parser.add_argument(
+        "--tokenizer", default=None,
+        help="a 'vq' checkpoint whose decoder replaces that of the tokenizer a token model "
+        "holds; its encoder and codebook must equal the held ones (vq task decoder_only)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -33,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from pixloom.models.loading import resolve_checkpoint
 
     source = resolve_checkpoint(args.source)
-    target = export_checkpoint(source, args.target, dtype=args.dtype)
+    tokenizer = None if args.tokenizer is None else resolve_checkpoint(args.tokenizer)
+    target = export_checkpoint(source, args.target, dtype=args.dtype, tokenizer=tokenizer)
     written = load_checkpoint(target, weights=False)
     size = (target / WEIGHTS_FILE).stat().st_size
     print(f"{target}: {written.family}, weights {args.dtype}, {size / 2**20:.1f} MiB, "

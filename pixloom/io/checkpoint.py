@@ -469,15 +469,54 @@ STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32
 DEFAULT_STORAGE_DTYPE = "float16"
 
 
+def tokenizer_decoder(checkpoint: Checkpoint, tokenizer: str | Path) -> dict[str, torch.Tensor]:
+    """The decoder weights of the "vq" checkpoint `tokenizer`, named as in `checkpoint`.
+
+    `checkpoint` is a model holding a tokenizer (config "tokenizer", weights "tokenizer.*",
+    as token models do). The new tokenizer must have the same config and the same encoder
+    and codebook, bit for bit, so that every image keeps its tokens (the vq task's
+    decoder_only fine-tune gives exactly that); only its decoder then differs.
+    """
+    new = load_checkpoint(tokenizer)
+    held = checkpoint.model_config.get("tokenizer")
+    if not held:
+        raise InvalidValue("tokenizer", str(tokenizer),
+                           f"no tokenizer option: {checkpoint.path} ({checkpoint.family}) "
+                           "holds no tokenizer to change")  # fmt: skip
+    if new.family != "vq" or dict(new.model_config) != dict(held):
+        raise InvalidValue("tokenizer", str(tokenizer),
+                           f"a 'vq' checkpoint with the config of the tokenizer in "
+                           f"{checkpoint.path}: {held}")  # fmt: skip
+    differing = [
+        name
+        for name, tensor in new.weights.items()
+        if not name.startswith("decoder.")
+        and tensor.is_floating_point()
+        and not torch.equal(tensor, checkpoint.weights.get(f"tokenizer.{name}", torch.empty(0)))
+    ]
+    if differing:
+        raise InvalidValue("tokenizer", str(tokenizer),
+                           f"the encoder and codebook of the tokenizer in {checkpoint.path}, "
+                           f"bit for bit, so the codes keep their meaning ({len(differing)} "
+                           f"tensors differ, e.g. {differing[0]})")  # fmt: skip
+    return {f"tokenizer.{n}": t for n, t in new.weights.items() if n.startswith("decoder.")}
+
+
 def export_checkpoint(
-    source: str | Path, target: str | Path, *, dtype: str = DEFAULT_STORAGE_DTYPE
+    source: str | Path,
+    target: str | Path,
+    *,
+    dtype: str = DEFAULT_STORAGE_DTYPE,
+    tokenizer: str | Path | None = None,
 ) -> Path:
     """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
 
     The training state is left behind. Loading casts the weights back to the model's own
     dtype (fp32), so only storage shrinks: float16 halves the file and keeps 11 significant
     bits, finer than the bf16 that CPU and GPU inference run in. config.json records the
-    storage dtype and the source's sha256 under "storage".
+    storage dtype and the source's sha256 under "storage". `tokenizer` (a "vq" checkpoint,
+    see tokenizer_decoder) replaces the decoder of the tokenizer a token model holds; its
+    sha256 is recorded too.
     """
     storage = STORAGE_DTYPES.get(dtype)
     if storage is None:
@@ -485,6 +524,10 @@ def export_checkpoint(
     if Path(target).resolve() == Path(source).resolve():
         raise InvalidValue("target", str(target), "a path other than the source checkpoint's")
     checkpoint = load_checkpoint(source)
+    record = {"dtype": dtype, "source_sha256": checkpoint.sha256}
+    if tokenizer is not None:
+        checkpoint.weights.update(tokenizer_decoder(checkpoint, tokenizer))
+        record["tokenizer_sha256"] = load_checkpoint(tokenizer, weights=False).sha256
     weights = {}
     for name, tensor in checkpoint.weights.items():
         if tensor.is_floating_point():
@@ -498,5 +541,5 @@ def export_checkpoint(
             tensor = tensor.to(storage)
         weights[name] = tensor
     config = dict(checkpoint.config)
-    config["storage"] = {"dtype": dtype, "source_sha256": checkpoint.sha256}
+    config["storage"] = record
     return save_checkpoint(target, config=config, weights=weights)

@@ -319,3 +319,40 @@ def test_mask_schedule_is_cosine():
     mask = random_mask(64, 16, torch.device("cpu"))
     assert bool((mask.sum(1) >= 1).all()) and mask.shape == (64, 16)
     assert dataclasses.is_dataclass(TokenCondition)
+
+
+def test_export_swaps_in_a_fine_tuned_decoder_and_refuses_other_codes(
+    trained, tokenizer_dir, tmp_path, capsys
+):
+    from pixloom.cli.main import main
+    from pixloom.io.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
+
+    source = load_checkpoint(trained["token-ar"])
+    held = {
+        n[len("tokenizer.") :]: t for n, t in source.weights.items() if n.startswith("tokenizer.")
+    }
+
+    def tokenizer(name, edit):
+        weights = {n: edit(n, t.clone()) for n, t in held.items()}
+        return save_checkpoint(tmp_path / name, config={"family": "vq", "model": VQ},
+                               weights=weights)  # fmt: skip
+
+    sharper = tokenizer("sharper", lambda n, t: t + 0.5 if n.startswith("decoder.") else t)
+    assert main(["export", str(source.path), str(tmp_path / "out"), "--dtype", "float32",
+                 "--tokenizer", str(sharper)]) == 0  # fmt: skip
+    assert "token-ar, weights float32" in capsys.readouterr().out
+    out = load_checkpoint(tmp_path / "out")
+    for name, tensor in out.weights.items():
+        if name.startswith("tokenizer.decoder."):
+            assert torch.equal(tensor, held[name[len("tokenizer.") :]] + 0.5), name
+        else:
+            assert torch.equal(tensor, source.weights[name]), name
+    assert out.config["storage"]["tokenizer_sha256"] == load_checkpoint(sharper).sha256
+
+    other_codes = tokenizer("other", lambda n, t: t + 0.5 if n.startswith("encoder.") else t)
+    with pytest.raises(InvalidValue, match="encoder.") as error:
+        export_checkpoint(source.path, tmp_path / "x", tokenizer=other_codes)
+    assert error.value.field == "tokenizer"
+    with pytest.raises(InvalidValue, match="holds no tokenizer"):
+        export_checkpoint(tokenizer_dir, tmp_path / "y", tokenizer=sharper)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
