@@ -3,7 +3,11 @@
 Figures: reconstruction PSNR (dB, mean over images of the per-image PSNR on [0, 1] RGB),
 FID of the reconstructions against their own originals in the dataset oracle's feature space
 (pixloom.metrics; 0 means the oracle cannot tell them apart), and codebook usage over the
-whole set: the fraction of codes used and the perplexity of the code histogram.
+whole set: the fraction of codes used and the perplexity of the code histogram. Where the
+oracle parses scenes (the shapes world), also the scene agreement: the fraction of
+reconstructions in which it reads the same objects (count, shape, colour, size, grid cell) as
+in their originals. A token model's images are decoded by this tokenizer, so its alignment
+cannot exceed what the oracle still reads in reconstructions.
 """
 
 from __future__ import annotations
@@ -71,12 +75,17 @@ def _load_tokenizer(request: ReconstructionRequest, device: torch.device):
     return tokenizer.to(device), checkpoint
 
 
+def _scene(objects) -> list[tuple[str, ...]]:
+    """A parsed scene as a sorted list of its objects' attributes (centres left out)."""
+    return sorted((o.shape, o.color, o.size, o.position) for o in objects)
+
+
 @torch.no_grad()
 def _reconstruct_all(tokenizer, dataset, count: int, extractor, device: torch.device) -> dict:
     """Per-image PSNRs, oracle features of originals and reconstructions, all indices."""
     from pixloom.metrics.quality import psnr
 
-    psnrs, real, fake, indices = [], [], [], []
+    psnrs, real, fake, indices, agree = [], [], [], [], []
     for originals in _batches(dataset, count):
         tokens = tokenizer.encode(originals.to(device)).indices  # (B, h, w)
         reconstructions = tokenizer.decode(tokens).float().cpu()  # clamped to [-1, 1]
@@ -91,7 +100,11 @@ def _reconstruct_all(tokenizer, dataset, count: int, extractor, device: torch.de
             )
         real.append(extractor.features(originals))
         fake.append(extractor.features(reconstructions))
+        if hasattr(extractor, "parse"):
+            pairs = zip(extractor.parse(originals), extractor.parse(reconstructions))
+            agree += [_scene(a) == _scene(b) for a, b in pairs]
     return {
+        "agree": agree,
         "psnr": psnrs,
         "real": torch.cat(real),
         "fake": torch.cat(fake),
@@ -104,6 +117,7 @@ def evaluate_reconstruction(request: ReconstructionRequest) -> tuple[EvalReport,
     from pixloom.data.registry import load_dataset
     from pixloom.devices import resolve_device
     from pixloom.metrics.distribution import frechet_inception_distance
+    from pixloom.metrics.intervals import wilson_interval
     from pixloom.metrics.oracles import load_oracle, oracle_name_for
     from pixloom.models.quantizers import code_statistics
 
@@ -140,6 +154,10 @@ def evaluate_reconstruction(request: ReconstructionRequest) -> tuple[EvalReport,
         "codebook_size": tokenizer.codebook_size,
         "bits_per_image": grid * grid * math.log2(tokenizer.codebook_size),
     }
+    agree = measured["agree"]
+    if agree:
+        result["scene_agreement"] = sum(agree) / len(agree)
+        result["scene_agreement_ci95"] = list(wilson_interval(sum(agree), len(agree)))
     details = {"data": request.data, "split": request.split, "resolution": resolution}
     pixel = MetricProtocol(num_real=count, ema=True, details={**details, "psnr": "mean per image"})
     features = MetricProtocol(
@@ -149,14 +167,19 @@ def evaluate_reconstruction(request: ReconstructionRequest) -> tuple[EvalReport,
         ema=True,
         details={**details, "reference": "the originals of the reconstructions"},
     )
+    figures = [
+        Figure("psnr", result["psnr"], pixel, unit="dB"),
+        Figure("fid", result["fid"], features),
+        Figure("codebook_usage", usage, pixel),
+        Figure("perplexity", perplexity, pixel),
+    ]
+    if agree:
+        interval = tuple(result["scene_agreement_ci95"])
+        figures.append(Figure("scene_agreement", result["scene_agreement"], features,
+                              interval=interval))  # fmt: skip
     report = EvalReport(
         title=f"tokenizer reconstruction on {request.data} ({request.split})",
-        figures=[
-            Figure("psnr", result["psnr"], pixel, unit="dB"),
-            Figure("fid", result["fid"], features),
-            Figure("codebook_usage", usage, pixel),
-            Figure("perplexity", perplexity, pixel),
-        ],
+        figures=figures,
         model={"name": request.model, "family": "vq", "sha256": checkpoint.sha256},
     )
     return report, result
