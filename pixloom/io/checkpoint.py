@@ -469,8 +469,11 @@ STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32
 DEFAULT_STORAGE_DTYPE = "float16"
 
 
-def tokenizer_decoder(checkpoint: Checkpoint, tokenizer: str | Path) -> dict[str, torch.Tensor]:
-    """The decoder weights of the "vq" checkpoint `tokenizer`, named as in `checkpoint`.
+def tokenizer_decoder(
+    checkpoint: Checkpoint, tokenizer: str | Path
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The decoder weights of the "vq" checkpoint `tokenizer`, named as in `checkpoint`,
+    and the tokenizer's sha256.
 
     `checkpoint` is a model holding a tokenizer (config "tokenizer", weights "tokenizer.*",
     as token models do). The new tokenizer must have the same config and the same encoder
@@ -499,7 +502,8 @@ def tokenizer_decoder(checkpoint: Checkpoint, tokenizer: str | Path) -> dict[str
                            f"the encoder and codebook of the tokenizer in {checkpoint.path}, "
                            f"bit for bit, so the codes keep their meaning ({len(differing)} "
                            f"tensors differ, e.g. {differing[0]})")  # fmt: skip
-    return {f"tokenizer.{n}": t for n, t in new.weights.items() if n.startswith("decoder.")}
+    decoder = {f"tokenizer.{n}": t for n, t in new.weights.items() if n.startswith("decoder.")}
+    return decoder, new.sha256
 
 
 def export_checkpoint(
@@ -526,8 +530,8 @@ def export_checkpoint(
     checkpoint = load_checkpoint(source)
     record = {"dtype": dtype, "source_sha256": checkpoint.sha256}
     if tokenizer is not None:
-        checkpoint.weights.update(tokenizer_decoder(checkpoint, tokenizer))
-        record["tokenizer_sha256"] = load_checkpoint(tokenizer, weights=False).sha256
+        decoder, record["tokenizer_sha256"] = tokenizer_decoder(checkpoint, tokenizer)
+        checkpoint.weights.update(decoder)
     weights = {}
     for name, tensor in checkpoint.weights.items():
         if tensor.is_floating_point():
