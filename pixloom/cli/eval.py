@@ -46,13 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generator(model: str):
-    """A (prompt, num_images, seed) -> images callable for a generator model, or None."""
+    """A (prompts, seeds) -> images callable for a generator model, or None."""
     if model == "renders":
         return None
     import pixloom
+    from pixloom.pipelines.text_to_image import draw_pairs
 
     pipeline = pixloom.load(model)
-    return lambda prompt, count, seed: pipeline(prompt, num_images=count, seed=seed).images
+    return lambda prompts, seeds: draw_pairs(pipeline, prompts, seeds)
 
 
 def _write(report, result, out: Path | None, samples=None, model: str | None = None) -> None:

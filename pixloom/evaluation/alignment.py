@@ -14,7 +14,7 @@ from pixloom.data.shapes.render import render_scene
 from pixloom.data.shapes.suites import SUITE_NAMES, read_prompt_file, suite_path
 from pixloom.data.transforms import images_to_tensor
 from pixloom.errors import DataError, InvalidValue, require
-from pixloom.evaluation import RENDERS, Generate
+from pixloom.evaluation import RENDERS, Generate, generate_images
 from pixloom.io.images import decode_image, read_png_metadata
 from pixloom.metrics.alignment import image_matches, summarize_alignment
 from pixloom.metrics.report import CategoryScore, EvalReport, Figure, MetricProtocol
@@ -159,10 +159,13 @@ def evaluate_alignment(
         generated = images_from_folder(Path(request.images), records)
         result["model"] = {"images": str(request.images)}
     elif generate is not None:
-        generated = [
-            generate(r["prompt"], request.images_per_prompt, request.seed)
-            for r in progress_bar(records, desc="generate")
-        ]
+        per = request.images_per_prompt
+        flat = generate_images(
+            generate,
+            [r["prompt"] for r in records for _ in seeds],
+            [s for _ in records for s in seeds],
+        )
+        generated = [flat[i * per : (i + 1) * per] for i in range(len(records))]
         result["model"] = {"name": request.model}
     else:
         generated = None

@@ -16,7 +16,7 @@ import torch
 from pixloom.data.registry import load_dataset
 from pixloom.data.transforms import images_to_tensor
 from pixloom.errors import DataError, require
-from pixloom.evaluation import RENDERS, Generate
+from pixloom.evaluation import RENDERS, Generate, generate_images
 from pixloom.io.images import decode_image
 from pixloom.metrics.distribution import (
     frechet_inception_distance,
@@ -193,10 +193,8 @@ def evaluate_distribution(
                 prompts = [class_prompt(label) for label in labels]
             else:
                 prompts = [test[i]["caption"] for i in range(count)]
-            images = [
-                generate(prompt, 1, request.seed + i)[0]
-                for i, prompt in enumerate(progress_bar(prompts, desc="generate"))
-            ]
+            image_seeds = [request.seed + i for i in range(count)]
+            images = generate_images(generate, prompts, image_seeds)
             model = {"name": request.model}
         fake, fake_probs = _features(extractor, _image_batches(images), "generated features")
         protocol = MetricProtocol(

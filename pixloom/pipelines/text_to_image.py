@@ -289,6 +289,16 @@ def draw_checked(
     `pipe` supplies the model's name, sha256 and family for the metadata.
     """
     seeds = [request.seed + i for i in range(request.num_images)]
+    images, used = checked_rows(run, seeds, precision, pipe.name)
+    metadata = [replay_metadata(request, i, used[i], pipe) for i in range(len(seeds))]
+    return Result(tensor_to_images(images), metadata)
+
+
+def checked_rows(
+    run: Callable[[list[int], str], torch.Tensor], seeds: list[int], precision: str, name: str
+) -> tuple[torch.Tensor, list[str]]:
+    """(images, precision used per image) of run(rows, precision) over every row of `seeds`;
+    rows that come out all-black or non-finite are drawn again in fp32 (G1), then refused."""
     images = run(list(range(len(seeds))), precision)
     used = [precision] * len(seeds)
     bad = _bad_images(images)
@@ -299,11 +309,34 @@ def draw_checked(
         bad = _bad_images(images)
     if bad:
         raise PixloomError(
-            f"{pipe.name} produced all-black or non-finite images for seeds "
+            f"{name} produced all-black or non-finite images for seeds "
             f"{[seeds[i] for i in bad]} even in fp32; the checkpoint may be broken"
         )
-    metadata = [replay_metadata(request, i, used[i], pipe) for i in range(len(seeds))]
-    return Result(tensor_to_images(images), metadata)
+    return images, used
+
+
+def draw_pairs(pipe: Any, prompts: list[str], seeds: list[int], **fields: Any) -> list[Image.Image]:
+    """One image per (prompt, seed) pair, for evaluation; `fields` as in pipe(prompt, ...).
+
+    A pipeline with `draw_batch` (the token models) draws many prompts in one batch; others
+    are called once per run of equal prompts with consecutive seeds. Each image comes from
+    its own seed either way; only a lone draw is promised to replay bit for bit.
+    """
+    require(
+        len(prompts) == len(seeds), "seeds", len(seeds), f"{len(prompts)} seeds, one per prompt"
+    )
+    if hasattr(pipe, "draw_batch"):
+        return pipe.draw_batch(prompts, seeds, **fields)
+    images: list[Image.Image] = []
+    start = 0
+    while start < len(prompts):
+        end = start + 1
+        while (end < len(prompts) and prompts[end] == prompts[start]
+               and seeds[end] == seeds[start] + end - start):  # fmt: skip
+            end += 1
+        images += pipe(prompts[start], num_images=end - start, seed=seeds[start], **fields).images
+        start = end
+    return images
 
 
 def replay_metadata(request: TextToImageRequest, index: int, precision: str, pipe: Any) -> dict:

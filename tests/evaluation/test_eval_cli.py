@@ -149,9 +149,9 @@ def test_class_accuracy_of_a_generator_against_its_captions(tiny_digits_oracle):
     blank = Image.new("RGB", (32, 32))
     asked = []
 
-    def generate(caption, count, seed):
-        asked.append((caption, seed))
-        return [blank] * count
+    def generate(captions, seeds):
+        asked.extend(zip(captions, seeds))
+        return [blank] * len(captions)
 
     request = DistributionRequest(data="digits", model="blank", num_images=40, seed=3)
     report = evaluate_distribution(request, oracle, generate)
@@ -176,9 +176,9 @@ def test_class_conditional_generators_are_asked_for_labels(tiny_digits_oracle, t
 
     asked = []
 
-    def generate(prompt, count, seed):
-        asked.append(prompt)
-        return [Image.new("RGB", (32, 32))] * count
+    def generate(prompts, seeds):
+        asked.extend(prompts)
+        return [Image.new("RGB", (32, 32))] * len(prompts)
 
     request = DistributionRequest(data="digits", model="m", num_images=20, prompts="labels")
     report = evaluate_distribution(request, load_oracle(str(tiny_digits_oracle)), generate)

@@ -261,6 +261,52 @@ def test_trained_pipeline_files_and_replay(trained, family, tmp_path):
         generate_files(request, pipe)
 
 
+@pytest.mark.parametrize("family", ["token-ar", "maskgit"])
+def test_batched_evaluation_draws_match_lone_draws(trained, family):
+    import numpy as np
+
+    import pixloom
+    from pixloom.pipelines.text_to_image import draw_pairs
+
+    pipe = pixloom.load(trained[family], device="cpu")
+    prompts, seeds = ["a red circle", "a red circle", "two blue squares"], [4, 5, 9]
+    batch = draw_pairs(pipe, prompts, seeds, temperature=1.5, precision="fp32")
+    assert len(batch) == 3
+    for image, prompt, seed in zip(batch, prompts, seeds):
+        alone = pipe(prompt, seed=seed, temperature=1.5, precision="fp32").images[0]
+        difference = np.abs(np.asarray(image, np.int16) - np.asarray(alone, np.int16))
+        assert difference.max() <= 1  # same tokens; the batched decoder may round differently
+    with pytest.raises(InvalidValue, match="seeds"):
+        pipe.draw_batch(prompts, seeds[:2])
+    with pytest.raises(InvalidValue, match="top_p" if family == "maskgit" else "truncation"):
+        pipe.draw_batch(
+            prompts, seeds, **({"top_p": 0.9} if family == "maskgit" else {"truncation": 0.5})
+        )
+
+
+def test_draw_pairs_calls_a_plain_pipeline_once_per_run_of_seeds():
+    from PIL import Image
+
+    from pixloom.pipelines.text_to_image import Result, draw_pairs
+
+    calls = []
+
+    def pipe(prompt, *, num_images, seed, **fields):
+        calls.append((prompt, num_images, seed, fields))
+        return Result(
+            [Image.new("RGB", (4, 4), (seed, 0, 0)) for seed in range(seed, seed + num_images)], []
+        )
+
+    prompts = ["a", "a", "a", "b", "b", "a"]
+    seeds = [0, 1, 3, 3, 4, 4]
+    images = draw_pairs(pipe, prompts, seeds, precision="fp32")
+    assert calls == [("a", 2, 0, {"precision": "fp32"}), ("a", 1, 3, {"precision": "fp32"}),
+                     ("b", 2, 3, {"precision": "fp32"}), ("a", 1, 4, {"precision": "fp32"})]  # fmt: skip
+    assert [image.getpixel((0, 0))[0] for image in images] == seeds
+    with pytest.raises(InvalidValue, match="seeds"):
+        draw_pairs(pipe, prompts, seeds[:-1])
+
+
 @pytest.mark.parametrize(
     ("family", "fields", "name"),
     [
