@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a 'vq' checkpoint whose decoder replaces that of the tokenizer a token model "
         "holds; its encoder and codebook must equal the held ones (vq task decoder_only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--sampling", action="append", default=[], metavar="NAME=VALUE",
+        help="store a default request field in the copy (e.g. temperature=0.5), used when a "
+        "request leaves it unset; repeatable. Fields: the generate options the family uses",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -39,9 +44,33 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_checkpoint(args.source)
     tokenizer = None if args.tokenizer is None else resolve_checkpoint(args.tokenizer)
-    target = export_checkpoint(source, args.target, dtype=args.dtype, tokenizer=tokenizer)
+    sampling = _sampling(args.sampling, load_checkpoint(source, weights=False).config)
+    target = export_checkpoint(
+        source, args.target, dtype=args.dtype, tokenizer=tokenizer, sampling=sampling
+    )
     written = load_checkpoint(target, weights=False)
     size = (target / WEIGHTS_FILE).stat().st_size
     print(f"{target}: {written.family}, weights {args.dtype}, {size / 2**20:.1f} MiB, "
           f"sha256 {written.sha256}")  # fmt: skip
     return 0
+
+
+def _sampling(entries: list[str], config: dict) -> dict:
+    """--sampling NAME=VALUE entries -> {name: number}, checked against the model's family."""
+    import json
+
+    from pixloom.errors import InvalidValue
+    from pixloom.pipelines.text_to_image import sampling_defaults
+
+    parsed = {}
+    for entry in entries:
+        name, _, text = entry.partition("=")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if not name or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InvalidValue("sampling", entry, "NAME=NUMBER, e.g. temperature=0.5")
+        parsed[name] = value
+    sampling_defaults({"sampling": {**(config.get("sampling") or {}), **parsed}}, config["family"])
+    return parsed

@@ -512,6 +512,7 @@ def export_checkpoint(
     *,
     dtype: str = DEFAULT_STORAGE_DTYPE,
     tokenizer: str | Path | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> Path:
     """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
 
@@ -520,7 +521,8 @@ def export_checkpoint(
     bits, finer than the bf16 that CPU and GPU inference run in. config.json records the
     storage dtype and the source's sha256 under "storage". `tokenizer` (a "vq" checkpoint,
     see tokenizer_decoder) replaces the decoder of the tokenizer a token model holds; its
-    sha256 is recorded too.
+    sha256 is recorded too. `sampling` entries are added to config.json "sampling", the
+    model's default request fields (checked by pipelines.text_to_image.sampling_defaults).
     """
     storage = STORAGE_DTYPES.get(dtype)
     if storage is None:
@@ -546,4 +548,6 @@ def export_checkpoint(
         weights[name] = tensor
     config = dict(checkpoint.config)
     config["storage"] = record
+    if sampling:
+        config["sampling"] = {**(config.get("sampling") or {}), **sampling}
     return save_checkpoint(target, config=config, weights=weights)

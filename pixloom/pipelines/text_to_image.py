@@ -58,6 +58,28 @@ def refuse_unused(request: TextToImageRequest, family: str) -> None:
             )
 
 
+def sampling_defaults(config: dict[str, Any], family: str) -> dict[str, Any]:
+    """A checkpoint's own defaults for the request fields its family uses (config.json
+    "sampling", as Hugging Face's generation_config), each checked like a request field.
+
+    Written by `pixloom export --sampling NAME=VALUE`; a request's own value always wins.
+    """
+    stored = config.get("sampling") or {}
+    require(isinstance(stored, dict), "config.json:sampling", stored,
+            "an object of request fields and values")  # fmt: skip
+    used = [name for name, families in FIELD_FAMILIES.items() if family in families]
+    for name, value in stored.items():
+        require(name in used, f"config.json:sampling.{name}", value,
+                f"one of the fields {family} models use: {', '.join(used)}")  # fmt: skip
+    try:
+        TextToImageRequest("", **stored)
+    except InvalidValue as error:
+        raise InvalidValue(
+            f"config.json:sampling.{error.field}", error.value, error.valid
+        ) from None
+    return dict(stored)
+
+
 def _meta(help_text: str, **extra: Any) -> dict[str, Any]:
     return {"help": help_text, **extra}
 
@@ -214,8 +236,10 @@ class TextToImagePipeline:
     """pipe(prompt, num_images=, seed=, truncation=) -> Result; see the module docstring."""
 
     def __init__(self, generator: nn.Module, *, name: str, sha256: str | None, family: str,
-                 device: Any = "auto", precision: str = "auto"):  # fmt: skip
+                 device: Any = "auto", precision: str = "auto",
+                 sampling: dict[str, Any] | None = None):  # fmt: skip
         require(family in GAN_FAMILIES, "model", name, f"a text-to-image model ({GAN_FAMILIES})")
+        self.sampling = sampling_defaults({"sampling": sampling}, family)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
@@ -235,7 +259,11 @@ class TextToImagePipeline:
             request,
             num_images=1 if request.num_images is None else request.num_images,
             seed=0 if request.seed is None else request.seed,
-            truncation=1.0 if request.truncation is None else float(request.truncation),
+            truncation=float(
+                self.sampling.get("truncation", 1.0)
+                if request.truncation is None
+                else request.truncation
+            ),
             model=request.model or self.name,
             precision=request.precision or self.precision,
         )
@@ -369,7 +397,7 @@ def from_checkpoint(
     """Pipeline factory for pixloom.api.load: a loaded generator and its Checkpoint."""
     return TextToImagePipeline(
         model, name=Path(checkpoint.path).name, sha256=checkpoint.sha256,
-        family=checkpoint.family, device=device,
+        family=checkpoint.family, device=device, sampling=checkpoint.config.get("sampling"),
     )  # fmt: skip
 
 

@@ -32,6 +32,7 @@ from pixloom.pipelines.text_to_image import (
     checked_rows,
     draw_checked,
     refuse_unused,
+    sampling_defaults,
     tensor_to_images,
 )
 from pixloom.sampling.tokens import sample_maskgit, sample_raster
@@ -44,8 +45,10 @@ class TokenToImagePipeline:
     """pipe(prompt, num_images=, seed=, guidance_scale=, ...) -> Result; see the docstring."""
 
     def __init__(self, model: nn.Module, *, name: str, sha256: str | None, family: str,
-                 device: Any = "auto", precision: str = "auto"):  # fmt: skip
+                 device: Any = "auto", precision: str = "auto",
+                 sampling: dict[str, Any] | None = None):  # fmt: skip
         require(family in TOKEN_FAMILIES, "model", name, f"a token model ({TOKEN_FAMILIES})")
+        self.sampling = sampling_defaults({"sampling": sampling}, family)
         require(model.tokenizer is not None, "model", name,
                 "a checkpoint that holds its image tokenizer (model.tokenizer)")  # fmt: skip
         self.device = resolve_device(device)
@@ -80,24 +83,23 @@ class TokenToImagePipeline:
         raster = self.family == "token-ar"
         conditional = self.config.prefix_length > 0
 
-        def pick(value, default):
-            return default if value is None else value
+        def pick(name, default):  # the request's value, else the checkpoint's, else pixloom's
+            value = getattr(request, name)
+            return self.sampling.get(name, default) if value is None else value
 
         return dataclasses.replace(
             request,
-            num_images=pick(request.num_images, 1),
-            seed=pick(request.seed, 0),
+            num_images=1 if request.num_images is None else request.num_images,
+            seed=0 if request.seed is None else request.seed,
             guidance_scale=float(
-                pick(request.guidance_scale, DEFAULT_GUIDANCE if conditional else 1.0)
+                pick("guidance_scale", DEFAULT_GUIDANCE if conditional else 1.0)
             ),  # fmt: skip
-            temperature=float(pick(request.temperature, 1.0)),
-            top_k=pick(request.top_k, self.config.vocab) if raster else None,
-            top_p=float(pick(request.top_p, 1.0)) if raster else None,
+            temperature=float(pick("temperature", 1.0)),
+            top_k=pick("top_k", self.config.vocab) if raster else None,
+            top_p=float(pick("top_p", 1.0)) if raster else None,
             steps=None
             if raster
-            else pick(
-                request.steps, min(DEFAULT_MASKGIT_STEPS, self.model.num_tokens)
-            ),  # fmt: skip
+            else pick("steps", min(DEFAULT_MASKGIT_STEPS, self.model.num_tokens)),
             model=request.model or self.name,
             precision=request.precision or self.precision,
         )
@@ -185,5 +187,5 @@ def from_checkpoint(
     """Pipeline factory for pixloom.api.load: a loaded token model and its Checkpoint."""
     return TokenToImagePipeline(
         model, name=Path(checkpoint.path).name, sha256=checkpoint.sha256,
-        family=checkpoint.family, device=device,
+        family=checkpoint.family, device=device, sampling=checkpoint.config.get("sampling"),
     )  # fmt: skip

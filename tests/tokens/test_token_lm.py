@@ -353,6 +353,13 @@ def test_gan_pipeline_refuses_sampling_fields():
         with pytest.raises(InvalidValue, match=f"{name}.*{users}"):
             pipe.resolve(request)
     assert pipe.resolve(TextToImageRequest("x")).guidance_scale is None
+    cooler = TextToImagePipeline(generator, name="g", sha256=None, family="mlp-gan",
+                                 device="cpu", sampling={"truncation": 0.7})  # fmt: skip
+    assert cooler.resolve(TextToImageRequest("x")).truncation == 0.7
+    assert cooler.resolve(TextToImageRequest("x", truncation=1)).truncation == 1
+    with pytest.raises(InvalidValue, match="sampling.temperature.*truncation"):
+        TextToImagePipeline(generator, name="g", sha256=None, family="mlp-gan",
+                            sampling={"temperature": 0.5})  # fmt: skip
 
 
 def test_mask_schedule_is_cosine():
@@ -402,3 +409,34 @@ def test_export_swaps_in_a_fine_tuned_decoder_and_refuses_other_codes(
     with pytest.raises(InvalidValue, match="holds no tokenizer"):
         export_checkpoint(tokenizer_dir, tmp_path / "y", tokenizer=sharper)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_export_stores_sampling_defaults_that_requests_override(trained, tmp_path, capsys):
+    import pixloom
+    from pixloom.cli.main import main
+
+    target = tmp_path / "cool"
+    assert main(["export", str(trained["token-ar"]), str(target),
+                 "--sampling", "temperature=0.5", "--sampling", "top_k=8"]) == 0  # fmt: skip
+    pipe = pixloom.load(target, device="cpu")
+    resolved = pipe.resolve(TextToImageRequest("a red circle"))
+    assert (resolved.temperature, resolved.top_k, resolved.guidance_scale) == (0.5, 8, 3.0)
+    assert pipe.resolve(TextToImageRequest("a red circle", temperature=1.0)).temperature == 1.0
+    stored = pipe("a red circle", precision="fp32").metadata[0]["chain"][0]["request"]
+    assert stored["temperature"] == 0.5 and stored["top_k"] == 8  # replay needs no defaults
+
+    capsys.readouterr()
+    for entry, field in [("truncation=0.5", "sampling.truncation"), ("steps=4", "sampling.steps"),
+                         ("temperature=-1", "sampling.temperature"), ("temperature", "sampling"),
+                         ("top_k=two", "sampling")]:  # fmt: skip
+        assert main(["export", str(trained["token-ar"]), str(tmp_path / "bad"),
+                     "--sampling", entry]) != 0, entry  # fmt: skip
+        assert field in capsys.readouterr().err, entry
+        assert not (tmp_path / "bad").exists()
+
+    from pixloom.pipelines.text_to_image import sampling_defaults
+
+    with pytest.raises(InvalidValue, match="config.json:sampling"):
+        sampling_defaults({"sampling": [0.5]}, "token-ar")
+    assert sampling_defaults({"sampling": {"truncation": 0.7}}, "stylegan") == {"truncation": 0.7}
+    assert sampling_defaults({}, "maskgit") == {}
