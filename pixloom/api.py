@@ -106,14 +106,23 @@ def _describe_file(path: Path) -> dict[str, Any]:
 
 
 def describe(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """What a checkpoint directory, a pixloom PNG or a weights file holds, JSON-ready.
+    """What a checkpoint directory (or shipped model name), a pixloom PNG or a weights file
+    holds, JSON-ready.
 
     Reads headers and metadata only, never unpickles; a checkpoint's files are checked
     against its manifest (sha256 too unless verify=False).
     """
+    from pixloom.models.loading import shipped_models
+    from pixloom.weights import weights_root
+
+    if not Path(path).exists() and str(path) in shipped_models():  # a shipped model's name
+        path = weights_root() / str(path)
     path = Path(path)
     if path.is_dir():
         return _describe_checkpoint(path, verify)
     if path.is_file():
         return _describe_file(path)
-    raise InvalidValue("path", str(path), "an existing checkpoint directory, PNG or weights file")
+    raise InvalidValue(
+        "path", str(path), "an existing checkpoint directory, PNG or weights file, or a "
+        f"shipped model name ({', '.join(shipped_models())})",
+    )  # fmt: skip

@@ -88,3 +88,11 @@ def test_info_on_a_png_prints_its_metadata(tmp_path, capsys):
 def test_info_on_a_missing_path(tmp_path, capsys):
     assert cli_main.main(["info", str(tmp_path / "nothing")]) == 2
     assert "path=" in capsys.readouterr().err
+
+
+def test_info_takes_a_shipped_model_name(capsys):
+    assert cli_main.main(["info", "shapes-oracle", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "checkpoint" and info["path"].endswith("weights/shapes-oracle")
+    assert cli_main.main(["info", "no-such-model"]) == 2
+    assert "shipped model name (" in capsys.readouterr().err
