@@ -198,6 +198,9 @@ def test_decoder_preset_fine_tunes_the_shapes_tokenizer_decoder_alone():
     options = config_from_dict(VqTaskOptions, config.task_options, where="task_options")
     assert options.decoder_only and options.init_from == load_preset("shapes-vq")["out"]
     assert options.adversarial_weight == 0 and config.resolution == 32
+    second = config_from_dict(TrainConfig, load_preset("shapes-vq-decoder2"))
+    again = config_from_dict(VqTaskOptions, second.task_options, where="task_options")
+    assert again.decoder_only and again.init_from == config.out and again.lr < options.lr
 
 
 def test_decoder_only_fine_tune_keeps_every_code(trained, tmp_path):
