@@ -82,8 +82,10 @@ def run_alignment(args: argparse.Namespace) -> int:
             print(f"{part}:")
             for category, score in outcome.result[part]["categories"].items():
                 low, high = score["ci95"]
+                failures = ", ".join(f"{kind} {n}" for kind, n in score["failures"].items())
                 print(
                     f"  {category:<11} {score['accuracy']:.3f}  [{low:.3f}, {high:.3f}]  n={score['images']}"
+                    + (f"  failed: {failures}" if failures else "")
                 )
     _write(outcome.report, outcome.result, request.out, outcome.samples, request.model)
     return 0

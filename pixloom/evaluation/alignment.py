@@ -16,7 +16,7 @@ from pixloom.data.transforms import images_to_tensor
 from pixloom.errors import DataError, InvalidValue, require
 from pixloom.evaluation import RENDERS, Generate, generate_images
 from pixloom.io.images import decode_image, read_png_metadata
-from pixloom.metrics.alignment import image_matches, summarize_alignment
+from pixloom.metrics.alignment import judge_image, summarize_alignment
 from pixloom.metrics.report import CategoryScore, EvalReport, Figure, MetricProtocol
 from pixloom.progress import progress_bar
 
@@ -80,10 +80,10 @@ def render_record(record: dict, seed: int, resolution: int) -> Image.Image:
 
 def score_images(
     oracle, records: list[dict], images: list[list[Image.Image]], batch: int = 128
-) -> list[list[bool]]:
-    """Oracle verdicts, one list of bools per record."""
+) -> list[list[str]]:
+    """Oracle verdicts (metrics.alignment.judge_image), one list per record."""
     flat = [(r, image) for r, group in enumerate(images) for image in group]
-    verdicts: list[list[bool]] = [[] for _ in records]
+    verdicts: list[list[str]] = [[] for _ in records]
     for start in range(0, len(flat), batch):
         chunk = flat[start : start + batch]
         by_size: dict[tuple, list[int]] = {}
@@ -96,7 +96,7 @@ def score_images(
             ):
                 parsed[i] = scene
         for i, (r, _) in enumerate(chunk):
-            verdicts[r].append(image_matches(parsed[i], records[r]))
+            verdicts[r].append(judge_image(parsed[i], records[r]))
     return verdicts
 
 

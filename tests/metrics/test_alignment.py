@@ -7,7 +7,7 @@ import torch
 
 from pixloom.data.shapes.suites import SUITE_NAMES, build_suite, read_prompt_file, suite_path
 from pixloom.errors import DataError
-from pixloom.metrics.alignment import image_matches, summarize_alignment
+from pixloom.metrics.alignment import image_matches, judge_image, summarize_alignment
 from pixloom.metrics.shapes_oracle import ParsedObject, ShapesOracle
 from pixloom.models.scene_parser import SceneParser, SceneParserConfig
 
@@ -48,10 +48,28 @@ def test_count_must_be_exact_and_free_attributes_are_free():
     assert not image_matches([obj("star", "red")], record)
 
 
+def test_failed_images_are_given_the_first_reason_that_applies():
+    left, right = (0.2, 0.5), (0.8, 0.5)
+    red_circle, blue_square = obj("circle", "red", center=left), obj("square", "blue", center=right)
+    assert judge_image([red_circle, blue_square], RELATION) == "correct"
+    assert judge_image([red_circle], RELATION) == "count"
+    moved = [obj("circle", "red", center=right), obj("square", "blue", center=left)]
+    assert judge_image(moved, RELATION) == "relation"
+    swapped = [obj("circle", "blue", center=left), obj("square", "red", center=right)]
+    assert judge_image(swapped, RELATION) == "binding"
+    assert judge_image([red_circle, obj("star", "blue", center=right)], RELATION) == "shape"
+    both = [red_circle, obj("star", "green", center=right)]
+    assert judge_image(both, RELATION) == "shape+color"
+    two_stars = {"prompt": "two red stars", "objects": [{"shape": "star", "color": "red"}] * 2}
+    assert judge_image([obj("star", "red"), obj("circle", "red")], two_stars) == "shape"
+
+
 def test_summary_has_wilson_intervals():
     records = [RELATION, {**RELATION, "category": "other"}]
-    summary = summarize_alignment(records, [[True, False], [True, True]])
+    summary = summarize_alignment(records, [["correct", "count"], ["correct", "correct"]])
     assert summary["categories"]["relation"]["accuracy"] == 0.5
+    assert summary["categories"]["relation"]["failures"] == {"count": 1}
+    assert summary["categories"]["other"]["failures"] == {}
     low, high = summary["categories"]["other"]["ci95"]
     assert 0.3 < low < 1.0 and high == 1.0
     assert summary["overall"]["images"] == 4 and summary["images_per_prompt"] == 2
