@@ -150,9 +150,9 @@ class TokenToImagePipeline:
         """
         require(len(prompts) == len(seeds) > 0, "seeds", len(seeds),
                 f"{len(prompts)} seeds, one per prompt (at least one)")  # fmt: skip
-        requests = [self.resolve(TextToImageRequest(p, seed=s, **fields))
-                    for p, s in zip(prompts, seeds)]  # fmt: skip
-        request = requests[0]
+        for prompt, seed in zip(prompts[1:], seeds[1:]):  # only prompt and seed vary by row
+            TextToImageRequest(prompt, seed=seed)  # refuses a bad one by name (R1-R3)
+        request = self.resolve(TextToImageRequest(prompts[0], seed=seeds[0], **fields))
         precision = resolve_precision(request.precision, self.device)
 
         def run(rows: list[int], chosen: str) -> torch.Tensor:
