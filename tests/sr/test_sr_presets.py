@@ -17,6 +17,8 @@ def test_presets_exist():
         "sr-edsr-x4",
         "sr-espcn-x4",
         "sr-esrgan-x4-real",
+        "sr-edsr-x4-from-x2",
+        "sr-edsr-x4-from-x2-stage2",
     }
 
 
@@ -26,3 +28,15 @@ def test_preset_task_options_are_valid(path):
     options = config_from_dict(SrTaskOptions, preset["task_options"], where="task_options")
     assert preset["task"] == "sr" and preset["resolution"] % options.scale == 0
     assert preset["data_options"]["mode"] == "random_crop"  # native pixels, never resized
+
+
+def test_x4_from_x2_stages_chain_from_the_shipped_x2():
+    from pixloom.models.loading import shipped_models
+
+    first, second = (
+        yaml.safe_load((PRESETS[0].parent / f"{name}.yaml").read_text())
+        for name in ("sr-edsr-x4-from-x2", "sr-edsr-x4-from-x2-stage2")
+    )
+    assert first["task_options"]["init_from"] in shipped_models()
+    assert second["task_options"]["init_from"] == f"{first['out']}/model"
+    assert second["task_options"]["lr"] < first["task_options"]["lr"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixloom.errors import InvalidValue
+from pixloom.errors import CheckpointError, InvalidValue
 from pixloom.pipelines.upscale import UpscalePipeline
 from pixloom.training.config import TrainConfig
 from pixloom.training.engine import train
@@ -173,3 +173,17 @@ def test_init_from_a_smaller_scale_loads_all_but_the_upsampler(tmp_path):
     espcn = make_sr_task({"model": "espcn", "scale": 4}, SimpleNamespace(resolution=12))
     with pytest.raises(InvalidValue, match="init_from"):
         load_generator_weights(espcn.generator, "espcn", str(path))
+
+
+def test_init_from_takes_a_shipped_model_name():
+    from pixloom.io.checkpoint import load_checkpoint
+    from pixloom.models.loading import resolve_checkpoint
+
+    task = make_sr_task(
+        {"model": "edsr", "scale": 4, "init_from": "edsr-x2"}, SimpleNamespace(resolution=12)
+    )
+    shipped = load_checkpoint(resolve_checkpoint("edsr-x2")).weights
+    assert torch.equal(task.generator.head.weight, shipped["head.weight"].float())
+    assert task.fresh and all(name.startswith("upsample") for name in task.fresh)
+    with pytest.raises(CheckpointError, match="edsr-x2, edsr-x4"):
+        make_sr_task({"model": "edsr", "init_from": "edsr-x9"}, SimpleNamespace(resolution=12))

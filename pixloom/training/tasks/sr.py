@@ -92,12 +92,14 @@ def load_generator_weights(generator: nn.Module, family: str, path: str) -> list
     """Copy every same-named, same-shaped tensor of a `family` checkpoint into `generator`.
 
     Starting x3/x4 from a trained x2 model (all but the upsampler match) is how EDSR trains
-    its larger scales (Lim et al. 2017); an ESRGAN fine-tune loads everything. Returns the
-    names left at their initialization; refuses a checkpoint that supplies under half.
+    its larger scales (Lim et al. 2017); an ESRGAN fine-tune loads everything. `path` is a
+    checkpoint directory or a shipped name (`edsr-x2`). Returns the names left at their
+    initialization; refuses a checkpoint that supplies under half.
     """
     from pixloom.io.checkpoint import load_checkpoint
+    from pixloom.models.loading import resolve_checkpoint
 
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(resolve_checkpoint(path))
     if checkpoint.family != family:
         raise InvalidValue(
             "task_options.init_from", path, f"a {family} checkpoint, not {checkpoint.family}"
