@@ -1,12 +1,13 @@
 """How far all-MiniLM-L6-v2 alone maps the paraphrase suite's unseen words to training words.
 
-    python -m benchmarks.paraphrase_grounding
+    python -m benchmarks.paraphrase_grounding [--encoder hf:PATH]
 
 The paraphrase suite (pixloom/suites/paraphrase.jsonl) names colours and shapes with words
 no training caption contains ("a crimson lozenge"). A generator can only draw them if
 something turns them into the words it was trained on, and the issue asks that this come
 from what a language model knows, not from a synonym table. This script measures three
-such routes with MiniLM, each scored against the suite's own answers:
+such routes with MiniLM (or, with `--encoder hf:PATH`, another local BERT-like sentence
+encoder), each scored against the suite's own answers:
 
 1. prompt retrieval: the nearest of the 48 canonical captions "a {colour} {shape}" to the
    whole prompt, by pooled sentence embedding;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,14 +34,19 @@ TEMPLATES = ("{w}", "the colour {w}", "something {w}")
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="minilm", help="minilm or hf:PATH (default: minilm)")
+    args = parser.parse_args()
     from pixloom.data.shapes.captions import FUNCTION_WORDS, plural
     from pixloom.data.shapes.suites import COLOR_PARAPHRASES, SHAPE_PARAPHRASES, suite_path
     from pixloom.data.shapes.world import COLORS, SHAPES
     from pixloom.text.pretrained import PretrainedTextEncoder, minilm_directory
 
     start = time.perf_counter()
-    encoder = PretrainedTextEncoder("minilm", minilm_directory())
+    if args.encoder != "minilm" and not args.encoder.startswith("hf:"):
+        parser.error(f"--encoder: {args.encoder!r} is not minilm or hf:PATH")
+    path = minilm_directory() if args.encoder == "minilm" else Path(args.encoder[3:])
+    encoder = PretrainedTextEncoder(args.encoder, path)
     colours, shapes = list(COLORS), list(SHAPES)
     records = [json.loads(line) for line in suite_path("paraphrase").read_text().splitlines()]
     answers = [(r["objects"][0]["color"], r["objects"][0]["shape"]) for r in records]
