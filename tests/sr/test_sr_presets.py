@@ -19,6 +19,7 @@ def test_presets_exist():
         "sr-esrgan-x4-real",
         "sr-edsr-x4-from-x2",
         "sr-edsr-x4-from-x2-stage2",
+        "sr-edsr-x4-from-x2-stage3",
     }
 
 
@@ -33,10 +34,12 @@ def test_preset_task_options_are_valid(path):
 def test_x4_from_x2_stages_chain_from_the_shipped_x2():
     from pixloom.models.loading import shipped_models
 
-    first, second = (
+    stages = [
         yaml.safe_load((PRESETS[0].parent / f"{name}.yaml").read_text())
-        for name in ("sr-edsr-x4-from-x2", "sr-edsr-x4-from-x2-stage2")
-    )
-    assert first["task_options"]["init_from"] in shipped_models()
-    assert second["task_options"]["init_from"] == f"{first['out']}/model"
-    assert second["task_options"]["lr"] < first["task_options"]["lr"]
+        for name in ("sr-edsr-x4-from-x2", "sr-edsr-x4-from-x2-stage2", "sr-edsr-x4-from-x2-stage3")
+    ]
+    assert stages[0]["task_options"]["init_from"] in shipped_models()
+    for before, after in zip(stages, stages[1:]):
+        assert after["task_options"]["init_from"] == f"{before['out']}/model"
+        assert after["task_options"]["lr"] < before["task_options"]["lr"]
+    assert stages[-1]["task_options"]["pixel_loss"] == "l2"
