@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +39,16 @@ def main() -> None:
     from pixloom.data.shapes.captions import FUNCTION_WORDS, plural
     from pixloom.data.shapes.suites import COLOR_PARAPHRASES, SHAPE_PARAPHRASES, suite_path
     from pixloom.data.shapes.world import COLORS, SHAPES
-    from pixloom.text.pretrained import PretrainedTextEncoder, minilm_directory
+    from pixloom.errors import InvalidValue
+    from pixloom.text.registry import load_text_encoder
 
     start = time.perf_counter()
-    if args.encoder != "minilm" and not args.encoder.startswith("hf:"):
-        parser.error(f"--encoder: {args.encoder!r} is not minilm or hf:PATH")
-    path = minilm_directory() if args.encoder == "minilm" else Path(args.encoder[3:])
-    encoder = PretrainedTextEncoder(args.encoder, path)
+    if args.encoder == "builtin":
+        parser.error("--encoder: builtin knows only the training words; give minilm or hf:PATH")
+    try:
+        encoder = load_text_encoder(args.encoder)
+    except InvalidValue as error:
+        parser.error(f"--encoder: {error}")
     colours, shapes = list(COLORS), list(SHAPES)
     records = [json.loads(line) for line in suite_path("paraphrase").read_text().splitlines()]
     answers = [(r["objects"][0]["color"], r["objects"][0]["shape"]) for r in records]
