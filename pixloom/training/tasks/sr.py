@@ -99,7 +99,10 @@ def load_generator_weights(generator: nn.Module, family: str, path: str) -> list
     from pixloom.io.checkpoint import load_checkpoint
     from pixloom.models.loading import resolve_checkpoint
 
-    checkpoint = load_checkpoint(resolve_checkpoint(path))
+    try:
+        checkpoint = load_checkpoint(resolve_checkpoint(path))
+    except CheckpointError as error:
+        raise CheckpointError(f"task_options.init_from: {error}") from error
     if checkpoint.family != family:
         raise InvalidValue(
             "task_options.init_from", path, f"a {family} checkpoint, not {checkpoint.family}"
