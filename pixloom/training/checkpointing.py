@@ -69,6 +69,22 @@ def latest_checkpoint(out: Path) -> Path | None:
     return complete[-1][1] if complete else None
 
 
+def resolve_trained(name_or_path: str | Path) -> Path:
+    """The checkpoint meant by a checkpoint directory, a shipped name, a run directory OUT or
+    OUT/latest: OUT/model when the run finished, else the checkpoint OUT/latest points to."""
+    from pixloom.models.loading import resolve_checkpoint
+
+    path = Path(name_or_path)
+    run = path.parent if path.name == LATEST and path.is_file() else path
+    if run.is_dir() and not checkpoint_io.is_complete(run):
+        if checkpoint_io.is_complete(run / "model"):
+            return run / "model"
+        found = latest_checkpoint(run)
+        if found is not None:
+            return found
+    return resolve_checkpoint(name_or_path)
+
+
 def save_step_checkpoint(
     out: Path,
     step: int,

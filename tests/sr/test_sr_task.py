@@ -187,3 +187,32 @@ def test_init_from_takes_a_shipped_model_name():
     assert task.fresh and all(name.startswith("upsample") for name in task.fresh)
     with pytest.raises(CheckpointError, match=r"task_options.init_from: .*edsr-x2, edsr-x4"):
         make_sr_task({"model": "edsr", "init_from": "edsr-x9"}, SimpleNamespace(resolution=12))
+
+
+def test_init_from_takes_a_run_directory_or_its_latest_pointer(tmp_path):
+    import shutil
+
+    config = TrainConfig(
+        task="sr",
+        data="patches",
+        resolution=12,
+        steps=2,
+        batch_size=4,
+        task_options={**TINY_EDSR, "scale": 2, "lr": 1e-3},
+        precision="fp32",
+        device="cpu",
+        out=str(tmp_path / "run"),
+        checkpoint_every=1,
+        tensorboard=False,
+        progress=False,
+    )
+    result = train(config, dataset=Patches())
+    x4 = {**TINY_EDSR, "scale": 4}
+    finished = make_sr_task(
+        {**x4, "init_from": str(tmp_path / "run")}, SimpleNamespace(resolution=12)
+    )
+    shutil.rmtree(result.model)  # an interrupted run: its latest step checkpoint is taken
+    pointer = tmp_path / "run" / "latest"
+    interrupted = make_sr_task({**x4, "init_from": str(pointer)}, SimpleNamespace(resolution=12))
+    assert torch.equal(finished.generator.head.weight, interrupted.generator.head.weight)
+    assert all(name.startswith("upsample") for name in interrupted.fresh)

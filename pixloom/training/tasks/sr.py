@@ -93,14 +93,15 @@ def load_generator_weights(generator: nn.Module, family: str, path: str) -> list
 
     Starting x3/x4 from a trained x2 model (all but the upsampler match) is how EDSR trains
     its larger scales (Lim et al. 2017); an ESRGAN fine-tune loads everything. `path` is a
-    checkpoint directory or a shipped name (`edsr-x2`). Returns the names left at their
+    checkpoint directory, a shipped name (`edsr-x2`) or a run directory
+    (its `model`, else its latest checkpoint). Returns the names left at their
     initialization; refuses a checkpoint that supplies under half.
     """
     from pixloom.io.checkpoint import load_checkpoint
-    from pixloom.models.loading import resolve_checkpoint
+    from pixloom.training.checkpointing import resolve_trained
 
     try:
-        checkpoint = load_checkpoint(resolve_checkpoint(path))
+        checkpoint = load_checkpoint(resolve_trained(path))
     except CheckpointError as error:
         raise CheckpointError(f"task_options.init_from: {error}") from error
     if checkpoint.family != family:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -62,31 +61,14 @@ class TokenLmTaskOptions:
                 "'none' when class_conditional is true")  # fmt: skip
 
 
-def resolve_tokenizer(name_or_path: str) -> Path:
-    """A vq checkpoint: a directory, a shipped name, OUT/latest or a run directory OUT
-    (OUT/model when complete, else the checkpoint OUT/latest points to)."""
-    from pixloom.io.checkpoint import is_complete
-    from pixloom.models.loading import resolve_checkpoint
-    from pixloom.training.checkpointing import LATEST, latest_checkpoint
-
-    path = Path(name_or_path)
-    run = path.parent if path.name == LATEST and path.is_file() else path
-    if run.is_dir() and not is_complete(run):
-        if is_complete(run / "model"):
-            return run / "model"
-        found = latest_checkpoint(run)
-        if found is not None:
-            return found
-    return resolve_checkpoint(name_or_path)
-
-
 def load_tokenizer(
     name_or_path: str, field: str = "task_options.tokenizer"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The frozen vq tokenizer and its model config dict (`field` names the option)."""
     from pixloom.models.loading import load_model
+    from pixloom.training.checkpointing import resolve_trained
 
-    tokenizer, checkpoint = load_model(resolve_tokenizer(name_or_path))
+    tokenizer, checkpoint = load_model(resolve_trained(name_or_path))
     if checkpoint.family != "vq":
         raise InvalidValue(field, name_or_path,
                            f"a 'vq' checkpoint, not family {checkpoint.family!r}")  # fmt: skip
