@@ -440,3 +440,36 @@ def test_export_stores_sampling_defaults_that_requests_override(trained, tmp_pat
         sampling_defaults({"sampling": [0.5]}, "token-ar")
     assert sampling_defaults({"sampling": {"truncation": 0.7}}, "stylegan") == {"truncation": 0.7}
     assert sampling_defaults({}, "maskgit") == {}
+
+
+def test_init_from_continues_a_trained_model_and_refuses_mismatches(trained, tmp_path):
+    from pixloom.data.registry import load_dataset
+    from pixloom.errors import CheckpointError
+    from pixloom.io.checkpoint import load_checkpoint
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.engine import train
+    from pixloom.training.tasks.token_lm import make_token_lm_task
+
+    info = load_dataset("shapes", resolution=16, train_size=32).info
+    start = load_checkpoint(trained["token-ar"])
+    task = make_token_lm_task({"init_from": str(trained["token-ar"])}, info)
+    own = task.transformer.state_dict()
+    assert all(torch.equal(own[name], weight) for name, weight in start.weights.items())
+    assert task.model_config.text_encoder["vocab"] == start.model_config["text_encoder"]["vocab"]
+
+    config = TrainConfig(task="token-lm", data="shapes", resolution=16, steps=1, batch_size=4,
+                         task_options={"init_from": str(trained["token-ar"]), "lr": 1e-4},
+                         out=str(tmp_path / "more"), progress=False, tensorboard=False,
+                         precision="fp32")  # fmt: skip
+    result = train(config, dataset=load_dataset("shapes", resolution=16, train_size=32))
+    assert load_checkpoint(result.model).model_config == start.model_config
+
+    wrong = [({"init_from": str(trained["token-ar"]), "mode": "maskgit"}, "init_from"),
+             ({"init_from": str(trained["token-ar"]), "tokenizer": "runs/x"}, "tokenizer"),
+             ({"init_from": str(trained["token-ar"]), "model_config": {"dim": 8}}, "model_config"),
+             ({"init_from": str(trained["token-ar"]), "text_encoder": "minilm"}, "text_encoder")]  # fmt: skip
+    for options, name in wrong:
+        with pytest.raises(InvalidValue, match=f"task_options.{name}"):
+            make_token_lm_task(options, info)
+    with pytest.raises(CheckpointError, match="task_options.init_from: .*shapes-ar"):
+        make_token_lm_task({"init_from": str(tmp_path / "none")}, info)

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixloom.configs import config_from_dict, config_to_dict
-from pixloom.errors import InvalidValue, require
+from pixloom.errors import CheckpointError, InvalidValue, require
 from pixloom.models.registry import build_model
 from pixloom.models.token_transformer import TokenCondition, TokenTransformerConfig
 from pixloom.training.task import Phase, register_task
@@ -46,10 +46,17 @@ class TokenLmTaskOptions:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # LLM practice
     weight_decay: float = 0.01
     preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
+    init_from: str | None = None  # trained model of this mode to continue (its config is kept)
 
     def __post_init__(self) -> None:
-        require(bool(self.tokenizer), "task_options.tokenizer", self.tokenizer,
-                "a trained vq checkpoint (e.g. runs/shapes-vq)")  # fmt: skip
+        if self.init_from is None:
+            require(bool(self.tokenizer), "task_options.tokenizer", self.tokenizer,
+                    "a trained vq checkpoint (e.g. runs/shapes-vq)")  # fmt: skip
+        else:
+            for name in ("tokenizer", "model_config", "text_encoder_config"):
+                require(not getattr(self, name), f"task_options.{name}", getattr(self, name),
+                        "empty when task_options.init_from is set: the model it names "
+                        "brings its own")  # fmt: skip
         require(self.lr > 0, "task_options.lr", self.lr, "> 0")
         require(self.weight_decay >= 0, "task_options.weight_decay", self.weight_decay, ">= 0")
         require(0 <= self.prompt_dropout < 1, "task_options.prompt_dropout",
@@ -82,6 +89,10 @@ class TokenLmTask:
 
     def __init__(self, options: TokenLmTaskOptions, dataset_info: Any):
         self.options = options
+        self.preview_prompts = list(options.preview_prompts)
+        if options.init_from is not None:
+            self._continue(options.init_from)
+            return
         tokenizer, tokenizer_config = load_tokenizer(options.tokenizer)
         spec = {} if options.class_conditional else text_encoder_spec(options, dataset_info)
         classes = int(getattr(dataset_info, "num_classes", 0) or 0)
@@ -99,7 +110,36 @@ class TokenLmTask:
         from pixloom.text.registry import frozen_encoder
 
         self.frozen = frozen_encoder(spec)
-        self.preview_prompts = list(options.preview_prompts)
+
+    def _continue(self, name_or_path: str) -> None:
+        """Take the model, tokenizer and text encoder (vocabulary included) of a trained
+        checkpoint of this mode, to train it further (fine-tuning, or more steps)."""
+        from pixloom.models.loading import load_model
+        from pixloom.text.registry import frozen_encoder
+        from pixloom.training.checkpointing import resolve_trained
+
+        options = self.options
+        try:
+            model, checkpoint = load_model(resolve_trained(name_or_path))
+        except CheckpointError as error:
+            raise CheckpointError(f"task_options.init_from: {error}") from error
+        family = FAMILY[options.mode]
+        if checkpoint.family != family:
+            raise InvalidValue("task_options.init_from", name_or_path,
+                               f"a {family!r} checkpoint for mode {options.mode!r}, "
+                               f"not family {checkpoint.family!r}")  # fmt: skip
+        self.model_config = config_from_dict(TokenTransformerConfig, checkpoint.model_config,
+                                             where="task_options.init_from")  # fmt: skip
+        spec = self.model_config.text_encoder
+        saved = "none" if not spec else spec["name"]
+        wanted = "none" if options.class_conditional else options.text_encoder
+        require(wanted == saved, "task_options.text_encoder", options.text_encoder,
+                f"{saved!r}, the encoder of the init_from model")  # fmt: skip
+        require(bool(self.model_config.num_classes) == options.class_conditional,
+                "task_options.class_conditional", options.class_conditional,
+                f"{bool(self.model_config.num_classes)}, as the init_from model was trained")  # fmt: skip
+        self.transformer = model.train()  # its tokenizer stays frozen (eval, no grads)
+        self.frozen = frozen_encoder(spec)
 
     def modules(self) -> dict[str, nn.Module]:
         """The transformer (tokenizer and built-in text encoder inside)."""
