@@ -133,24 +133,20 @@ ADVERSARIAL_RRDB = {
 }
 
 
+def _tiny_x2_run(out, options, *, steps, **fields) -> TrainConfig:
+    """A CPU fp32 x2 training config on the Patches dataset, checkpointed at the end."""
+    fields = {"checkpoint_every": steps, **fields}
+    return TrainConfig(task="sr", data="patches", resolution=12, steps=steps, batch_size=4,
+                       task_options={**options, "scale": 2, "lr": 1e-3}, precision="fp32",
+                       device="cpu", out=str(out), tensorboard=False, progress=False,
+                       **fields)  # fmt: skip
+
+
 @pytest.mark.parametrize("options", [TINY_EDSR, ADVERSARIAL_RRDB], ids=["edsr", "esrgan"])
 def test_engine_trains_and_the_model_upscales(tmp_path, options):
-    config = TrainConfig(
-        task="sr",
-        data="patches",
-        resolution=12,
-        steps=3,
-        batch_size=4,
-        task_options={**options, "scale": 2, "lr": 1e-3},
-        precision="fp32",
-        device="cpu",
-        out=str(tmp_path / "run"),
-        checkpoint_every=3,
-        tensorboard=False,
-        progress=False,
-        ema_warmup=1,
+    result = train(
+        _tiny_x2_run(tmp_path / "run", options, steps=3, ema_warmup=1), dataset=Patches()
     )
-    result = train(config, dataset=Patches())
     assert result.model is not None and np.isfinite(result.metrics["g/loss"])
     pipe = UpscalePipeline(str(result.model), precision="fp32")
     out = pipe(np.zeros((5, 7, 3), np.uint8))
@@ -192,21 +188,8 @@ def test_init_from_takes_a_shipped_model_name():
 def test_init_from_takes_a_run_directory_or_its_latest_pointer(tmp_path):
     import shutil
 
-    config = TrainConfig(
-        task="sr",
-        data="patches",
-        resolution=12,
-        steps=2,
-        batch_size=4,
-        task_options={**TINY_EDSR, "scale": 2, "lr": 1e-3},
-        precision="fp32",
-        device="cpu",
-        out=str(tmp_path / "run"),
-        checkpoint_every=1,
-        tensorboard=False,
-        progress=False,
-    )
-    result = train(config, dataset=Patches())
+    result = train(_tiny_x2_run(tmp_path / "run", TINY_EDSR, steps=2, checkpoint_every=1),
+                   dataset=Patches())  # fmt: skip
     x4 = {**TINY_EDSR, "scale": 4}
     finished = make_sr_task(
         {**x4, "init_from": str(tmp_path / "run")}, SimpleNamespace(resolution=12)
