@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pixloom.data.transforms import (
     item_rng,
     random_crop,
     resize_short_side,
+    scaled_random_crop,
     to_tensor,
 )
 from pixloom.errors import DataError, ImageError, InvalidValue, require
@@ -49,9 +50,24 @@ class FolderOptions:
     check_files: bool = False  # decode every image up front and skip the bad ones
     max_pixels: int | None = None  # decode cap; None: the pixloom default (see io/images.py)
     cache_mb: int = 2048  # decoded images kept in memory per process (MiB); 0 disables
+    # random_crop: crop side as a multiple of the resolution, [low, high]; larger crops are
+    # shrunk to the resolution, so [1, 2] shows the images at scales 1/2 to 1
+    scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
 
     def __post_init__(self):
         require(self.mode in ("resize", "random_crop"), "mode", self.mode, "resize or random_crop")
+        require(
+            len(self.scale) == 2 and 1.0 <= self.scale[0] <= self.scale[1],
+            "scale",
+            self.scale,
+            "[low, high] with 1 <= low <= high (crop side as a multiple of the resolution)",
+        )
+        require(
+            self.mode == "random_crop" or list(self.scale) == [1.0, 1.0],
+            "scale",
+            self.scale,
+            "[1, 1] unless mode is random_crop (resize mode shows each whole image once)",
+        )
         require(self.cache_mb >= 0, "cache_mb", self.cache_mb, "an integer >= 0 (MiB)")
 
 
@@ -217,7 +233,10 @@ class FolderDataset(ImageDataset):
         if self.options.mode == "resize" or min(array.shape[:2]) < side:
             array = resize_short_side(array, side)
         if self.options.mode == "random_crop" and self.split == "train":
-            return random_crop(array, side, item_rng(self.seed, self.epoch, index))
+            rng = item_rng(self.seed, self.epoch, index)
+            if list(self.options.scale) != [1.0, 1.0]:
+                return scaled_random_crop(array, side, self.options.scale, rng)
+            return random_crop(array, side, rng)
         return center_crop(array, side)
 
     def load_item(self, index: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pixloom.data.registry import DatasetInfo, ImageDataset, register_dataset
-from pixloom.data.transforms import item_rng, random_crop, resize_array, to_tensor
+from pixloom.data.transforms import item_rng, scaled_random_crop, to_tensor
 from pixloom.errors import InvalidValue, require
 
 SKIMAGE_PHOTOS = (
@@ -80,7 +80,7 @@ class PhotosDataset(ImageDataset):
 
     def __init__(self, split: str, resolution: int, options: PhotosOptions):
         names = [n for n in PHOTO_NAMES if (n in TEST_PHOTOS) == (split == "test")]
-        photos = [_photo(name) for name in names]
+        photos = [_photo(name).astype(np.float32) / 255.0 for name in names]
         smallest = min(min(p.shape[:2]) for p in photos)
         if not MIN_RESOLUTION <= resolution <= smallest:
             raise InvalidValue(
@@ -107,11 +107,7 @@ class PhotosDataset(ImageDataset):
         epoch = self.epoch if self.split == "train" else 0
         rng = item_rng(self.seed, epoch, index)
         resolution = self.info.resolution
-        low, high = self.options.scale
-        # Crops larger than the resolution are downsampled; a crop never exceeds the photo.
-        side = min(round(resolution * rng.uniform(low, high)), min(photo.shape[:2]))
-        crop = random_crop(photo, side, rng).astype(np.float32) / 255.0
-        crop = resize_array(crop, (resolution, resolution))
+        crop = scaled_random_crop(photo, resolution, self.options.scale, rng)
         name = self.names[photo_index]
         return {
             "image": to_tensor(crop),

@@ -71,6 +71,19 @@ def random_crop(array: np.ndarray, side: int, rng: random.Random) -> np.ndarray:
     return array[top : top + side, left : left + side]
 
 
+def scaled_random_crop(
+    array: np.ndarray, side: int, scale: list[float], rng: random.Random
+) -> np.ndarray:
+    """A side x side crop of a float array, seen at a random smaller scale.
+
+    A window `scale` times the side (drawn uniformly from [low, high], capped by the image's
+    shorter side) is cut at a random place and shrunk to the side with antialiased bicubic.
+    """
+    window = min(round(side * rng.uniform(*scale)), min(array.shape[:2]))
+    crop = random_crop(array, window, rng)
+    return resize_array(crop, (side, side))
+
+
 def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
     """Resize a batch [B,C,H,W] to side x side: bilinear, antialiased when shrinking."""
     if images.shape[-2:] == (side, side):

@@ -148,3 +148,20 @@ def test_decoded_images_are_cached_within_the_budget(tmp_path, monkeypatch):
     uncached[1]
     uncached[1]
     assert len(calls) == 3
+
+
+def test_random_crop_scale_shows_the_images_smaller_and_rejects_bad_ranges(tmp_path):
+    stripes = np.zeros((40, 60, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: a native crop keeps them, a 2x shrink averages them
+    Image.fromarray(stripes).save(tmp_path / "stripes.png")
+    native = load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16)[0]["image"]
+    halved = load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16, scale=[2, 2])
+    shrunk = halved[0]["image"]
+    assert native.std() > 0.9 and shrunk.shape == (3, 16, 16) and shrunk.std() < 0.1
+    capped = load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16, scale=[1, 9])
+    assert capped[0]["image"].shape == (3, 16, 16)  # the window is capped at the 40-pixel side
+    for scale in ([0.5, 1], [2, 1], [1]):
+        with pytest.raises(InvalidValue, match="scale"):
+            load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16, scale=scale)
+    with pytest.raises(InvalidValue, match="random_crop"):
+        load_dataset(f"folder:{tmp_path}", resolution=16, scale=[1, 2])
