@@ -156,6 +156,29 @@ class Edsr(nn.Module):
         return run_fp32(self.tail, self.upsample(features)) + self.mean  # (B, 3, H*s, W*s)
 
 
+def deepen_edsr_weights(
+    weights: dict[str, torch.Tensor], num_blocks: int, model: Edsr
+) -> dict[str, torch.Tensor]:
+    """The weights of a `num_blocks` EDSR laid out for the deeper `model`, as the same function.
+
+    The body's closing conv moves to its new index after the added residual blocks, and each
+    added block gets a zero second conv, so it starts as the identity (its first conv is
+    left out: it keeps the model's initialization). Training then grows the new depth from
+    the trained network instead of from scratch.
+    """
+    new = model.config.num_blocks
+    closing = f"body.{num_blocks}."
+    moved = {
+        f"body.{new}.{key[len(closing) :]}" if key.startswith(closing) else key: value
+        for key, value in weights.items()
+    }
+    own = model.state_dict()
+    for index in range(num_blocks, new):
+        for name in (f"body.{index}.conv2.weight", f"body.{index}.conv2.bias"):
+            moved[name] = torch.zeros_like(own[name])
+    return moved
+
+
 @register_model("edsr", EdsrConfig)
 def build_edsr(config: EdsrConfig) -> nn.Module:
     """Build an EDSR generator."""

@@ -171,6 +171,27 @@ def test_init_from_a_smaller_scale_loads_all_but_the_upsampler(tmp_path):
         load_generator_weights(espcn.generator, "espcn", str(path))
 
 
+def test_init_from_a_shallower_edsr_grows_it_as_the_same_function(tmp_path):
+    from pixloom.io.checkpoint import save_checkpoint
+
+    shallow = make_sr_task({**TINY_EDSR, "scale": 2}, SimpleNamespace(resolution=12))
+    path = save_checkpoint(
+        tmp_path / "shallow", config=shallow.export_config(), weights=shallow.generator.state_dict()
+    )
+    deep = {"model": "edsr", "model_config": {"features": 8, "num_blocks": 3}, "scale": 2}
+    grown = make_sr_task({**deep, "init_from": str(path)}, SimpleNamespace(resolution=12))
+    lr = torch.rand(1, 3, 9, 7)
+    assert torch.equal(grown.generator(lr), shallow.generator(lr))  # added blocks: identities
+    assert grown.fresh == [f"body.{i}.conv1.{p}" for i in (1, 2) for p in ("bias", "weight")]
+    assert torch.equal(grown.generator.body[3].weight, shallow.generator.body[1].weight)
+    deep_path = save_checkpoint(
+        tmp_path / "deep", config=grown.export_config(), weights=grown.generator.state_dict()
+    )
+    with pytest.raises(InvalidValue, match="num_blocks=1 .* 3 blocks of the init_from"):
+        make_sr_task({**TINY_EDSR, "scale": 2, "init_from": str(deep_path)},
+                     SimpleNamespace(resolution=12))  # fmt: skip
+
+
 def test_init_from_takes_a_shipped_model_name():
     from pixloom.io.checkpoint import load_checkpoint
     from pixloom.models.loading import resolve_checkpoint

@@ -27,6 +27,7 @@ from pixloom.configs import config_from_dict, config_to_dict
 from pixloom.data.degradations import RealDegradationConfig, make_lr
 from pixloom.errors import CheckpointError, InvalidValue, require
 from pixloom.models.registry import build_model, get_model_entry
+from pixloom.models.sr import deepen_edsr_weights
 from pixloom.training.task import Phase, register_task
 
 GENERATORS = ("espcn", "edsr", "rrdb")
@@ -92,7 +93,8 @@ def load_generator_weights(generator: nn.Module, family: str, path: str) -> list
     """Copy every same-named, same-shaped tensor of a `family` checkpoint into `generator`.
 
     Starting x3/x4 from a trained x2 model (all but the upsampler match) is how EDSR trains
-    its larger scales (Lim et al. 2017); an ESRGAN fine-tune loads everything. `path` is a
+    its larger scales (Lim et al. 2017); an ESRGAN fine-tune loads everything; an EDSR with
+    more blocks than the checkpoint starts with the added blocks as identities. `path` is a
     checkpoint directory, a shipped name (`edsr-x2`) or a run directory
     (its `model`, else its latest checkpoint). Returns the names left at their
     initialization; refuses a checkpoint that supplies under half.
@@ -108,8 +110,18 @@ def load_generator_weights(generator: nn.Module, family: str, path: str) -> list
         raise InvalidValue(
             "task_options.init_from", path, f"a {family} checkpoint, not {checkpoint.family}"
         )
+    weights = checkpoint.weights
+    if family == "edsr":  # a deeper EDSR grows from a shallower one, starting as its function
+        blocks, own_blocks = checkpoint.model_config["num_blocks"], generator.config.num_blocks
+        require(
+            blocks <= own_blocks,
+            "task_options.model_config.num_blocks",
+            own_blocks,
+            f">= the {blocks} blocks of the init_from model (a model grows, it is not cut)",
+        )
+        weights = deepen_edsr_weights(weights, blocks, generator)
     own = generator.state_dict()
-    usable = {k: v for k, v in checkpoint.weights.items() if k in own and own[k].shape == v.shape}
+    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     if len(usable) * 2 < len(own):
         raise CheckpointError(
             f"{path}: only {len(usable)} of {len(own)} tensors fit {family} "
