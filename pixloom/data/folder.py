@@ -234,7 +234,7 @@ class FolderDataset(ImageDataset):
             array = resize_short_side(array, side)
         if self.options.mode == "random_crop" and self.split == "train":
             rng = item_rng(self.seed, self.epoch, index)
-            if list(self.options.scale) != [1.0, 1.0]:
+            if list(self.options.scale) != [1.0, 1.0]:  # else the crops of earlier runs
                 return scaled_random_crop(array, side, self.options.scale, rng)
             return random_crop(array, side, rng)
         return center_crop(array, side)
