@@ -26,6 +26,7 @@ import numpy as np
 from pixloom.data.registry import DatasetInfo, ImageDataset, register_dataset
 from pixloom.data.transforms import (
     center_crop,
+    check_crop_scale,
     item_rng,
     random_crop,
     resize_short_side,
@@ -56,12 +57,7 @@ class FolderOptions:
 
     def __post_init__(self):
         require(self.mode in ("resize", "random_crop"), "mode", self.mode, "resize or random_crop")
-        require(
-            len(self.scale) == 2 and 1.0 <= self.scale[0] <= self.scale[1],
-            "scale",
-            self.scale,
-            "[low, high] with 1 <= low <= high (crop side as a multiple of the resolution)",
-        )
+        check_crop_scale(self.scale)
         require(
             self.mode == "random_crop" or list(self.scale) == [1.0, 1.0],
             "scale",

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pixloom.data.registry import DatasetInfo, ImageDataset, register_dataset
-from pixloom.data.transforms import item_rng, scaled_random_crop, to_tensor
+from pixloom.data.transforms import check_crop_scale, item_rng, scaled_random_crop, to_tensor
 from pixloom.errors import InvalidValue, require
 
 SKIMAGE_PHOTOS = (
@@ -51,12 +51,7 @@ class PhotosOptions:
 
     def __post_init__(self):
         require(self.length is None or self.length >= 1, "length", self.length, "None or >= 1")
-        require(
-            len(self.scale) == 2 and 1.0 <= self.scale[0] <= self.scale[1],
-            "scale",
-            self.scale,
-            "[low, high] with 1 <= low <= high (crop side as a multiple of the resolution)",
-        )
+        check_crop_scale(self.scale)
 
 
 @functools.cache

@@ -71,6 +71,16 @@ def random_crop(array: np.ndarray, side: int, rng: random.Random) -> np.ndarray:
     return array[top : top + side, left : left + side]
 
 
+def check_crop_scale(scale: list[float]) -> None:
+    """Refuse a `scale` option that is not [low, high] with 1 <= low <= high."""
+    if not (len(scale) == 2 and 1.0 <= scale[0] <= scale[1]):
+        raise InvalidValue(
+            "scale",
+            scale,
+            "[low, high] with 1 <= low <= high (crop side as a multiple of the resolution)",
+        )
+
+
 def scaled_random_crop(
     array: np.ndarray, side: int, scale: list[float], rng: random.Random
 ) -> np.ndarray:
