@@ -20,6 +20,8 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 DATA_RANGE = 255.0
+# ITU-R BT.601 luma weights of R, G, B in [0, 1] on the 16-235 scale (Y = 16 + weights . RGB).
+BT601_LUMA = (65.481, 128.553, 24.966)
 
 
 def image_to_array(image) -> np.ndarray:
@@ -40,7 +42,7 @@ def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma on the 16-235 scale: Y = 16 + 65.481 R + 128.553 G + 24.966 B, RGB in [0, 1]."""
     rgb = np.asarray(rgb, dtype=np.float64)
     require(rgb.ndim == 3 and rgb.shape[-1] == 3, "image", rgb.shape, "an RGB array [H, W, 3]")
-    return 16.0 + rgb @ np.array([65.481, 128.553, 24.966])  # [H, W]
+    return 16.0 + rgb @ np.array(BT601_LUMA)  # [H, W]
 
 
 def _prepare(reference, test, *, border: int, on_y: bool) -> tuple[np.ndarray, np.ndarray]:

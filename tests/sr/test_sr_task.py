@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pixloom.errors import CheckpointError, InvalidValue
+from pixloom.metrics.quality import rgb_to_y
 from pixloom.pipelines.upscale import UpscalePipeline
 from pixloom.training.config import TrainConfig
 from pixloom.training.engine import train
@@ -46,6 +47,25 @@ def test_l2_pixel_loss_is_the_mean_squared_error():
     assert torch.allclose(loss, expected) and not torch.allclose(loss, torch.tensor(metrics["l1"]))
 
 
+def test_luma_weight_adds_the_mean_squared_error_of_bt601_luma():
+    options = {**TINY_EDSR, "scale": 2, "pixel_loss": "l2", "luma_weight": 4.0}
+    task = make_sr_task(options, SimpleNamespace(resolution=12))
+    loss, _ = task.loss("g", _batch(), step=0)
+    lr, hr = task.make_pair(_batch(), step=0)
+    with torch.no_grad():
+        sr = task.generator(lr).float()
+
+    # the metric's own luma (numpy, 16-235 scale), brought to the 0-1 scale without its offset
+    def luma(images):  # [B, 3, H, W] -> the rows of every image stacked, [B * H, W]
+        return (
+            rgb_to_y(images.permute(0, 2, 3, 1).reshape(-1, images.shape[-1], 3).numpy()) - 16
+        ) / 255
+
+    y_sr, y_hr = luma(sr), luma(hr)
+    expected = torch.nn.functional.mse_loss(sr, hr) + 4.0 * float(np.mean((y_sr - y_hr) ** 2))
+    assert torch.allclose(loss, expected.float(), rtol=1e-5)
+
+
 def test_pairs_are_deterministic_in_step_and_index():
     options = {**TINY_EDSR, "scale": 3, "degradation": "real"}
     task = make_sr_task(options, SimpleNamespace(resolution=12))
@@ -80,6 +100,7 @@ def test_adversarial_variant_has_two_phases():
         ({"scale": 5}, "task_options.scale"),
         ({"colour": 1}, "task_options.colour"),
         ({"pixel_loss": "l3"}, "task_options.pixel_loss"),
+        ({"luma_weight": -1.0}, "task_options.luma_weight"),
         ({"model_config": {"scale": 2}}, "task_options.model_config.scale"),
     ],
 )

@@ -6,7 +6,9 @@ degradation of Real-ESRGAN), deterministically from (seed, step, item index), as
 flip/rotation augmentations, so a resumed run sees exactly the same pairs.
 
 Losses: L1 (the PSNR-oriented training of EDSR, Lim et al. 2017), or L2 (`pixel_loss: l2`,
-the loss PSNR itself measures, for a last fine-tune of an L1-trained model). With `adversarial` the
+the loss PSNR itself measures, for a last fine-tune of an L1-trained model). `luma_weight`
+adds the mean squared error of the BT.601 luma, the channel the SR literature (and
+`pixloom eval sr`) measures PSNR on, as a second term beside the RGB pixel loss. With `adversarial` the
 task adds a spectrally normalized patch discriminator and the relativistic average GAN loss
 of ESRGAN (Wang et al. 2018, arXiv:1809.00219) as a second phase; ESRGAN starts that
 fine-tune from a PSNR-trained generator (`init_from`). ESRGAN's VGG perceptual loss needs
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from pixloom.configs import config_from_dict, config_to_dict
 from pixloom.data.degradations import RealDegradationConfig, make_lr
 from pixloom.errors import CheckpointError, InvalidValue, require
+from pixloom.metrics.quality import BT601_LUMA, DATA_RANGE
 from pixloom.models.registry import build_model, get_model_entry
 from pixloom.models.sr import deepen_edsr_weights
 from pixloom.training.task import Phase, register_task
@@ -44,6 +47,7 @@ class SrTaskOptions:
     real_degradation: dict[str, Any] = field(default_factory=dict)  # RealDegradationConfig fields
     lr: float = 2e-4  # Adam learning rate of the generator (EDSR: 1e-4 at batch 16)
     pixel_loss: Literal["l1", "l2"] = "l1"  # L1 (EDSR) or mean squared error
+    luma_weight: float = 0.0  # weight of an extra MSE on BT.601 luma (Y-PSNR's channel)
     augment: bool = True  # random flips and 90-degree rotations of each crop
     seed: int = 0  # seeds degradations and augmentations together with (step, index)
     adversarial: bool = False  # ESRGAN-style fine-tune: add the discriminator phase
@@ -55,6 +59,7 @@ class SrTaskOptions:
     def __post_init__(self) -> None:
         require(self.scale in (2, 3, 4), "task_options.scale", self.scale, "one of 2, 3, 4")
         require(self.lr > 0, "task_options.lr", self.lr, "a positive learning rate")
+        require(self.luma_weight >= 0, "task_options.luma_weight", self.luma_weight, ">= 0")
         require(self.gan_weight >= 0, "task_options.gan_weight", self.gan_weight, ">= 0")
         require(
             self.discriminator_lr > 0, "task_options.discriminator_lr", self.discriminator_lr, "> 0"
@@ -65,6 +70,12 @@ class SrTaskOptions:
             self.model_config.get("scale"),
             "absent: set task_options.scale instead",
         )
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of [B, 3, H, W] RGB in [0, 1], on the 0-1 scale without the offset -> [B, H, W]."""
+    weights = torch.tensor(BT601_LUMA, dtype=rgb.dtype, device=rgb.device) / DATA_RANGE
+    return torch.einsum("bchw,c->bhw", rgb, weights)
 
 
 def relativistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, for_generator: bool):
@@ -226,6 +237,8 @@ class SrTask:
         sr = self.generator(lr).float()
         l1 = F.l1_loss(sr, hr)
         pixel = l1 if self.options.pixel_loss == "l1" else F.mse_loss(sr, hr)
+        if self.options.luma_weight > 0:
+            pixel = pixel + self.options.luma_weight * F.mse_loss(luma(sr), luma(hr))
         mse = F.mse_loss(sr.detach().clamp(0, 1), hr).clamp_min(1e-10)
         metrics = {"l1": float(l1.detach()), "psnr": float(-10 * torch.log10(mse))}
         if self.discriminator is None:
