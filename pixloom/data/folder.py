@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pixloom.data.registry import DatasetInfo, ImageDataset, register_dataset
 from pixloom.data.transforms import (
@@ -54,6 +55,10 @@ class FolderOptions:
     # random_crop: crop side as a multiple of the resolution, [low, high]; larger crops are
     # shrunk to the resolution, so [1, 2] shows the images at scales 1/2 to 1
     scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    # random_crop: "image" draws every image equally often; "area" in proportion to its pixel
+    # count (an image k times the smallest one's area is k items of an epoch), so the crops
+    # cover large photos as densely as small ones
+    sample: str = "image"
 
     def __post_init__(self):
         require(self.mode in ("resize", "random_crop"), "mode", self.mode, "resize or random_crop")
@@ -63,6 +68,13 @@ class FolderOptions:
             "scale",
             self.scale,
             "[1, 1] unless mode is random_crop (resize mode shows each whole image once)",
+        )
+        require(self.sample in ("image", "area"), "sample", self.sample, "image or area")
+        require(
+            self.mode == "random_crop" or self.sample == "image",
+            "sample",
+            self.sample,
+            "image unless mode is random_crop (resize mode shows each whole image once)",
         )
         require(self.cache_mb >= 0, "cache_mb", self.cache_mb, "an integer >= 0 (MiB)")
 
@@ -154,6 +166,9 @@ class FolderDataset(ImageDataset):
         self.files = images
         self.captions = [captions[p] for p in images]
         self.labels = [class_names.index(r.parts[0]) if class_names else -1 for r in relative]
+        self.items = list(range(len(images)))  # item index -> file index
+        if options.sample == "area" and split == "train":
+            self.items = _items_by_area(images)
         info = DatasetInfo(
             name=f"folder:{root}",
             resolution=resolution,
@@ -211,7 +226,7 @@ class FolderDataset(ImageDataset):
         return captions
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.items)
 
     def _decoded(self, index: int) -> np.ndarray:
         """The decoded image, from memory after its first use while the cache budget lasts."""
@@ -223,13 +238,14 @@ class FolderDataset(ImageDataset):
                 self._cached_bytes += array.nbytes
         return array
 
-    def _pixels(self, index: int) -> np.ndarray:
+    def _pixels(self, index: int, item: int) -> np.ndarray:
+        """Pixels of file `index` for item `item` (which seeds the random crop)."""
         array = self._decoded(index)
         side = self.info.resolution
         if self.options.mode == "resize" or min(array.shape[:2]) < side:
             array = resize_short_side(array, side)
         if self.options.mode == "random_crop" and self.split == "train":
-            rng = item_rng(self.seed, self.epoch, index)
+            rng = item_rng(self.seed, self.epoch, item)
             if list(self.options.scale) != [1.0, 1.0]:  # else the crops of earlier runs
                 return scaled_random_crop(array, side, self.options.scale, rng)
             return random_crop(array, side, rng)
@@ -237,12 +253,15 @@ class FolderDataset(ImageDataset):
 
     def load_item(self, index: int) -> dict[str, Any]:
         """The item, or the next decodable one when this file is corrupt (reported)."""
+        file_index = self.items[index]
         for step in range(len(self.files)):
-            current = (index + step) % len(self.files)
+            current = (file_index + step) % len(self.files)
             if current in self._bad:
                 continue
+            # a replacement for a corrupt file is cropped as its own item, as before
+            item = index if current == file_index else current
             try:
-                image = to_tensor(self._pixels(current))
+                image = to_tensor(self._pixels(current, item))
             except ImageError as error:
                 self._bad.add(current)
                 self._skip(self.files[current], str(error))
@@ -250,6 +269,19 @@ class FolderDataset(ImageDataset):
             caption, label = self.captions[current], self.labels[current]
             return {"image": image, "caption": caption, "label": label, "index": index}
         raise DataError(f"{self.folder}: no image could be decoded; {self.skip_summary()}")
+
+
+def _items_by_area(images: list[Path]) -> list[int]:
+    """Each file index repeated round(area / smallest area) times (headers only, no decoding)."""
+    areas = []
+    for path in images:
+        try:
+            with Image.open(path) as image:
+                areas.append(image.width * image.height)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            areas.append(0)  # unreadable: loading reports and skips it, as in "image" sampling
+    smallest = min((area for area in areas if area > 0), default=1)
+    return [i for i, area in enumerate(areas) for _ in range(max(1, round(area / smallest)))]
 
 
 @register_dataset("folder", FolderOptions, takes_argument=True)

@@ -165,3 +165,23 @@ def test_random_crop_scale_shows_the_images_smaller_and_rejects_bad_ranges(tmp_p
             load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16, scale=scale)
     with pytest.raises(InvalidValue, match="random_crop"):
         load_dataset(f"folder:{tmp_path}", resolution=16, scale=[1, 2])
+
+
+def test_area_sampling_draws_large_images_as_often_as_their_pixels(tmp_path):
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "a_small.png")
+    noise = np.random.default_rng(0).integers(1, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "b_large.png")  # 6 times the small one's area
+    (tmp_path / "c_broken.png").write_bytes(b"not a png")
+    by_image = load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16)
+    by_area = load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16, sample="area")
+    assert len(by_image) == 3 and len(by_area) == 1 + 6 + 1
+    assert by_area.items == [0, 1, 1, 1, 1, 1, 1, 2]
+    large = [by_area[i]["image"] for i in range(1, 7)]
+    assert all(float(image.min()) > -1.0 for image in large)  # all six crop b_large (no black)
+    assert len({image.numpy().tobytes() for image in large}) == 6  # each item its own crop
+    assert by_area[7]["image"].shape == (3, 16, 16)  # the broken file is skipped, not a crash
+    assert (by_image[1]["image"] == by_area[1]["image"]).all()  # item 1: the same seed
+    with pytest.raises(InvalidValue, match="sample"):
+        load_dataset(f"folder:{tmp_path}", mode="random_crop", resolution=16, sample="pixels")
+    with pytest.raises(InvalidValue, match="random_crop"):
+        load_dataset(f"folder:{tmp_path}", resolution=16, sample="area")
