@@ -1,7 +1,7 @@
 """Tiled versus untiled upscaling: the largest difference, per model and precision.
 
     python -m benchmarks.sr_tiling [--hr ../shared/data/set5] [--models edsr-x2 edsr-x4]
-                                   [--tiles 32 64] [--overlap 8]
+                                   [--tiles 32 64] [--overlap N]
 
 For every HR image the LR input is made as `pixloom eval sr` makes it (crop to a multiple of
 the scale, PIL bicubic down), upscaled whole and with each tile size, and the largest
@@ -20,7 +20,7 @@ from PIL import Image
 from benchmarks.table import markdown_table
 from pixloom.io.images import decode_image
 from pixloom.metrics.sr_protocol import hr_files, protocol_pair
-from pixloom.pipelines.upscale import UpscalePipeline
+from pixloom.pipelines.upscale import UpscalePipeline, resolve_overlap
 
 
 def low_resolution(path: Path, scale: int) -> Image.Image:
@@ -50,7 +50,9 @@ def main() -> None:
     parser.add_argument("--hr", default="../shared/data/set5", help="folder of HR images")
     parser.add_argument("--models", nargs="+", default=["edsr-x2", "edsr-x4"])
     parser.add_argument("--tiles", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--overlap", type=int, default=8)
+    parser.add_argument(
+        "--overlap", type=int, default=None, help="LR context per tile; default: the pipeline's"
+    )
     args = parser.parse_args()
     paths = hr_files(Path(args.hr))
     rows = []
@@ -64,7 +66,9 @@ def main() -> None:
                     "model": model,
                     "precision": pipe.precision,
                     "tiles": " ".join(map(str, args.tiles)),
-                    "overlap": args.overlap,
+                    "overlap": " ".join(
+                        str(resolve_overlap(tile, args.overlap)) for tile in args.tiles
+                    ),
                     "float max (1/255)": round(gap, 3),
                     "8-bit max (1/255)": pixels,
                 }
