@@ -31,15 +31,30 @@ def test_preset_task_options_are_valid(path):
     assert preset["data_options"]["mode"] == "random_crop"  # native pixels, never resized
 
 
-def test_x4_from_x2_stages_chain_from_the_shipped_x2():
+X4_CHAIN = (  # the presets run one after the other to make the shipped edsr-x4
+    "sr-edsr-x4-from-x2",
+    "sr-edsr-x4-from-x2-stage2",
+    "sr-edsr-x4-from-x2-stage3",
+    "sr-edsr-x4-deep",
+    "sr-edsr-x4-deep-stage2",
+    "sr-edsr-x4-deep-stage3",
+    "sr-edsr-x4-deep-stage4",
+)
+
+
+def test_shipped_x4_is_the_last_stage_of_a_chain_from_the_shipped_x2():
+    import json
+
     from pixloom.models.loading import shipped_models
 
-    stages = [
-        yaml.safe_load((PRESETS[0].parent / f"{name}.yaml").read_text())
-        for name in ("sr-edsr-x4-from-x2", "sr-edsr-x4-from-x2-stage2", "sr-edsr-x4-from-x2-stage3")
-    ]
+    stages = [yaml.safe_load((PRESETS[0].parent / f"{name}.yaml").read_text()) for name in X4_CHAIN]
     assert stages[0]["task_options"]["init_from"] in shipped_models()
-    for before, after in zip(stages, stages[1:]):
-        assert after["task_options"]["init_from"] == f"{before['out']}/model"
-        assert after["task_options"]["lr"] < before["task_options"]["lr"]
-    assert stages[-1]["task_options"]["pixel_loss"] == "l2"
+    for before, after in zip(stages, stages[1:]):  # each starts from its predecessor's run
+        assert after["task_options"]["init_from"].startswith(f"{before['out']}/")
+    assert stages[2]["task_options"]["pixel_loss"] == "l2"
+    shipped = json.loads(
+        (PRESETS[0].parents[1] / "weights" / "edsr-x4" / "config.json").read_text()
+    )
+    trained = shipped["training"]
+    for key in ("data", "data_options", "resolution", "task_options", "steps", "seed", "out"):
+        assert trained[key] == stages[-1][key], key
