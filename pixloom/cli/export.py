@@ -1,4 +1,4 @@
-"""`pixloom export SOURCE TARGET [--dtype D]`: an inference copy of a checkpoint."""
+"""`pixloom export SOURCE TARGET [--dtype D] [--average C]...`: an inference copy."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="store a default request field in the copy (e.g. temperature=0.5), used when a "
         "request leaves it unset; repeatable. Fields: the generate options the family uses",
     )  # fmt: skip
+    parser.add_argument(
+        "--average", action="append", default=[], metavar="CHECKPOINT",
+        help="another checkpoint of the same model whose weights are averaged with the "
+        "source's, each counted once (a checkpoint soup); repeatable",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -45,13 +50,16 @@ def run(args: argparse.Namespace) -> int:
     source = resolve_checkpoint(args.source)
     tokenizer = None if args.tokenizer is None else resolve_checkpoint(args.tokenizer)
     sampling = _sampling(args.sampling, load_checkpoint(source, weights=False).config)
+    average = [resolve_checkpoint(other) for other in args.average]
     target = export_checkpoint(
-        source, args.target, dtype=args.dtype, tokenizer=tokenizer, sampling=sampling
-    )
+        source, args.target, dtype=args.dtype, tokenizer=tokenizer, sampling=sampling,
+        average=average,
+    )  # fmt: skip
     written = load_checkpoint(target, weights=False)
     size = (target / WEIGHTS_FILE).stat().st_size
-    print(f"{target}: {written.family}, weights {args.dtype}, {size / 2**20:.1f} MiB, "
-          f"sha256 {written.sha256}")  # fmt: skip
+    averaged = f", mean of {len(average) + 1} checkpoints" if average else ""
+    print(f"{target}: {written.family}, weights {args.dtype}{averaged}, "
+          f"{size / 2**20:.1f} MiB, sha256 {written.sha256}")  # fmt: skip
     return 0
 
 

@@ -506,6 +506,48 @@ def tokenizer_decoder(
     return decoder, new.sha256
 
 
+def _averaged(
+    checkpoint: Checkpoint, others: list[str | Path] | tuple[str | Path, ...]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The mean of `checkpoint`'s weights and those of `others`, and the others' sha256.
+
+    Floating-point tensors are summed in float64 and cast back to their own dtype; any
+    other tensor (an integer buffer) must be equal in every checkpoint.
+    """
+    sums = {n: t.double() if t.is_floating_point() else t for n, t in checkpoint.weights.items()}
+    shas = []
+    for other in others:
+        loaded = load_checkpoint(other)
+        if (loaded.family, loaded.model_config) != (checkpoint.family, checkpoint.model_config):
+            raise InvalidValue(
+                "average", str(other),
+                f"a checkpoint of the source's model ({checkpoint.family} "
+                f"{checkpoint.model_config}), not {loaded.family} {loaded.model_config}",
+            )  # fmt: skip
+        if set(loaded.weights) != set(sums):
+            odd = sorted(set(loaded.weights) ^ set(sums))[:3]
+            raise InvalidValue("average", str(other), f"the source's tensors (differs in {odd})")
+        for name, tensor in loaded.weights.items():
+            total = sums[name]
+            if tensor.shape != total.shape:
+                raise InvalidValue(
+                    "average", str(other),
+                    f"{name} of shape {tuple(total.shape)}, not {tuple(tensor.shape)}",
+                )  # fmt: skip
+            if total.is_floating_point():
+                sums[name] = total + tensor.double()
+            elif not torch.equal(total, tensor):
+                raise InvalidValue("average", str(other), f"the source's value of {name}")
+        shas.append(loaded.sha256)
+    count = len(others) + 1
+    weights = {
+        name: (total / count).to(checkpoint.weights[name].dtype) if total.is_floating_point()
+        else total
+        for name, total in sums.items()
+    }  # fmt: skip
+    return weights, shas
+
+
 def export_checkpoint(
     source: str | Path,
     target: str | Path,
@@ -513,6 +555,7 @@ def export_checkpoint(
     dtype: str = DEFAULT_STORAGE_DTYPE,
     tokenizer: str | Path | None = None,
     sampling: dict[str, Any] | None = None,
+    average: list[str | Path] | tuple[str | Path, ...] = (),
 ) -> Path:
     """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
 
@@ -523,6 +566,9 @@ def export_checkpoint(
     see tokenizer_decoder) replaces the decoder of the tokenizer a token model holds; its
     sha256 is recorded too. `sampling` entries are added to config.json "sampling", the
     model's default request fields (checked by pipelines.text_to_image.sampling_defaults).
+    `average` names further checkpoints of the same model (family, model config, tensor
+    names and shapes) whose weights are averaged with the source's, each counted once:
+    a checkpoint soup, usually of one run's last checkpoints. Their sha256 are recorded.
     """
     storage = STORAGE_DTYPES.get(dtype)
     if storage is None:
@@ -531,6 +577,8 @@ def export_checkpoint(
         raise InvalidValue("target", str(target), "a path other than the source checkpoint's")
     checkpoint = load_checkpoint(source)
     record = {"dtype": dtype, "source_sha256": checkpoint.sha256}
+    if average:
+        checkpoint.weights, record["averaged_sha256"] = _averaged(checkpoint, average)
     if tokenizer is not None:
         decoder, record["tokenizer_sha256"] = tokenizer_decoder(checkpoint, tokenizer)
         checkpoint.weights.update(decoder)

@@ -147,6 +147,32 @@ def test_export_refuses_bad_dtypes_values_and_its_own_source(tmp_path):
     assert load_checkpoint(path).weights["0.bias"][0] == 1e6  # the source is untouched
 
 
+def test_export_averages_checkpoints_of_one_model_and_records_them(tmp_path):
+    from pixloom.io.checkpoint import export_checkpoint, load_checkpoint
+
+    states = [build_tiny(TinyConfig()).state_dict() for _ in range(3)]
+    paths = [_save(tmp_path / f"step-{i}", weights=state) for i, state in enumerate(states)]
+    soup = export_checkpoint(paths[0], tmp_path / "soup", dtype="float32", average=paths[1:])
+    written = load_checkpoint(soup)
+    for name, tensor in written.weights.items():
+        mean = (states[0][name] + states[1][name] + states[2][name]) / 3
+        assert torch.allclose(tensor, mean, atol=1e-7), name
+    assert written.config["storage"]["averaged_sha256"] == [
+        load_checkpoint(p).sha256 for p in paths[1:]]  # fmt: skip
+
+    other = _save(tmp_path / "wide", model_config={"channels": 4, "hidden": 16})
+    with pytest.raises(InvalidValue, match=r"average.*wide.*source's model.*hidden': 8"):
+        export_checkpoint(paths[0], tmp_path / "bad", average=[other])
+    extra = dict(states[1], extra=torch.zeros(1))
+    model = {"channels": 4, "hidden": 8}
+    odd = save_checkpoint(
+        tmp_path / "odd", config={"family": FAMILY, "model": model}, weights=extra
+    )
+    with pytest.raises(InvalidValue, match=r"average.*odd.*source's tensors.*extra"):
+        export_checkpoint(paths[0], tmp_path / "bad", average=[odd])
+    assert not (tmp_path / "bad").exists()
+
+
 def test_export_command(tmp_path, capsys):
     from pixloom.cli.main import main
 
@@ -157,3 +183,6 @@ def test_export_command(tmp_path, capsys):
     assert "no model named or at" in capsys.readouterr().err
     assert main(["export", "espcn-x2", str(tmp_path / "shipped")]) == 0  # a shipped name
     assert "espcn, weights float16" in capsys.readouterr().out
+    other = _save(tmp_path / "run2")
+    assert main(["export", str(path), str(tmp_path / "soup"), "--average", str(other)]) == 0
+    assert "mean of 2 checkpoints" in capsys.readouterr().out
