@@ -39,6 +39,7 @@ X4_CHAIN = (  # the presets run one after the other to make the shipped edsr-x4
     "sr-edsr-x4-deep-stage2",
     "sr-edsr-x4-deep-stage3",
     "sr-edsr-x4-deep-stage4",
+    "sr-edsr-x4-deep-stage5",
 )
 
 
