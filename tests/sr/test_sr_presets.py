@@ -16,6 +16,10 @@ def test_presets_exist():
         "sr-edsr-x2",
         "sr-edsr-x4",
         "sr-espcn-x4",
+        "sr-rrdb-x2",
+        "sr-rrdb-x4",
+        "sr-rrdb-x4-stage2",
+        "sr-rrdb-x4-real",
         "sr-esrgan-x4-real",
         "sr-edsr-x4-from-x2",
         "sr-edsr-x4-from-x2-stage2",
@@ -29,6 +33,19 @@ def test_preset_task_options_are_valid(path):
     options = config_from_dict(SrTaskOptions, preset["task_options"], where="task_options")
     assert preset["task"] == "sr" and preset["resolution"] % options.scale == 0
     assert preset["data_options"]["mode"] == "random_crop"  # native pixels, never resized
+
+
+def test_rrdb_presets_train_on_bicubic_with_l1_and_stage2_continues_stage1():
+    def load(name):
+        return yaml.safe_load((PRESETS[0].parent / f"{name}.yaml").read_text())
+
+    first, second = load("sr-rrdb-x4"), load("sr-rrdb-x4-stage2")
+    for preset in (load("sr-rrdb-x2"), first, second):
+        options = preset["task_options"]
+        assert (options["model"], options["degradation"], options["pixel_loss"]) == (
+            "rrdb", "bicubic", "l1")  # fmt: skip
+    assert second["task_options"]["init_from"].startswith(f"{first['out']}/")
+    assert second["task_options"]["model_config"] == first["task_options"]["model_config"]
 
 
 X4_CHAIN = (  # the presets run one after the other to make the shipped edsr-x4
