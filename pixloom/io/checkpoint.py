@@ -27,6 +27,7 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -507,7 +508,7 @@ def tokenizer_decoder(
 
 
 def _averaged(
-    checkpoint: Checkpoint, others: list[str | Path] | tuple[str | Path, ...]
+    checkpoint: Checkpoint, others: Sequence[str | Path]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The mean of `checkpoint`'s weights and those of `others`, and the others' sha256.
 
@@ -555,7 +556,7 @@ def export_checkpoint(
     dtype: str = DEFAULT_STORAGE_DTYPE,
     tokenizer: str | Path | None = None,
     sampling: dict[str, Any] | None = None,
-    average: list[str | Path] | tuple[str | Path, ...] = (),
+    average: Sequence[str | Path] = (),
 ) -> Path:
     """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
 
