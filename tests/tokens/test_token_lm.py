@@ -473,3 +473,23 @@ def test_init_from_continues_a_trained_model_and_refuses_mismatches(trained, tmp
             make_token_lm_task(options, info)
     with pytest.raises(CheckpointError, match="task_options.init_from: .*shapes-ar"):
         make_token_lm_task({"init_from": str(tmp_path / "none")}, info)
+
+
+def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
+    import json
+
+    from pixloom.training.presets import load_preset
+    from pixloom.weights import weights_root
+
+    stages = [
+        load_preset(name) for name in ("shapes-ar", "shapes-ar-continue", "shapes-ar-continue2")
+    ]
+    for before, after in zip(stages, stages[1:]):  # each continues its predecessor's run
+        assert after["task_options"]["init_from"] == before["out"]
+        assert after["task_options"]["lr"] <= before["task_options"]["lr"]
+        assert after["task_options"]["mode"] == "raster"
+    trained = json.loads((weights_root() / "shapes-ar" / "config.json").read_text())["training"]
+    for key in ("data", "resolution", "steps", "batch_size", "seed", "out"):
+        assert trained[key] == stages[-1][key], key
+    options = {k: v for k, v in trained["task_options"].items() if k != "init_from"}
+    assert options == {k: v for k, v in stages[-1]["task_options"].items() if k != "init_from"}
