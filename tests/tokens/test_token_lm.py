@@ -493,3 +493,23 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
         assert trained[key] == stages[-1][key], key
     options = {k: v for k, v in trained["task_options"].items() if k != "init_from"}
     assert options == {k: v for k, v in stages[-1]["task_options"].items() if k != "init_from"}
+
+
+def test_shipped_shapes_maskgit_is_its_third_continuation_preset():
+    import json
+
+    from pixloom.training.presets import load_preset
+    from pixloom.weights import weights_root
+
+    first, last = load_preset("shapes-maskgit-continue"), load_preset("shapes-maskgit-continue3")
+    assert first["task_options"]["init_from"] == load_preset("shapes-maskgit")["out"]
+    # the second continuation is a command: --preset shapes-maskgit-continue -o OUT2
+    assert last["task_options"]["init_from"] == "runs/shapes-maskgit-continue2/model"
+    assert last["task_options"]["mode"] == "maskgit"
+    config = json.loads((weights_root() / "shapes-maskgit" / "config.json").read_text())
+    trained = config["training"]
+    for key in ("data", "resolution", "steps", "batch_size", "seed", "out"):
+        assert trained[key] == last[key], key
+    options = {k: v for k, v in trained["task_options"].items() if k != "init_from"}
+    assert options == {k: v for k, v in last["task_options"].items() if k != "init_from"}
+    assert config["sampling"] == {"temperature": 0.7}
