@@ -475,11 +475,23 @@ def test_init_from_continues_a_trained_model_and_refuses_mismatches(trained, tmp
         make_token_lm_task({"init_from": str(tmp_path / "none")}, info)
 
 
-def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
+def _assert_shipped_from(name, preset):
+    """The shipped model `name` recorded the preset's run (init_from aside: it names its start)."""
     import json
 
-    from pixloom.training.presets import load_preset
     from pixloom.weights import weights_root
+
+    config = json.loads((weights_root() / name / "config.json").read_text())
+    trained = config["training"]
+    for key in ("data", "resolution", "steps", "batch_size", "seed", "out"):
+        assert trained[key] == preset[key], key
+    options = {k: v for k, v in trained["task_options"].items() if k != "init_from"}
+    assert options == {k: v for k, v in preset["task_options"].items() if k != "init_from"}
+    return config
+
+
+def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
+    from pixloom.training.presets import load_preset
 
     stages = [
         load_preset(name) for name in ("shapes-ar", "shapes-ar-continue", "shapes-ar-continue2")
@@ -488,28 +500,15 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
         assert after["task_options"]["init_from"] == before["out"]
         assert after["task_options"]["lr"] <= before["task_options"]["lr"]
         assert after["task_options"]["mode"] == "raster"
-    trained = json.loads((weights_root() / "shapes-ar" / "config.json").read_text())["training"]
-    for key in ("data", "resolution", "steps", "batch_size", "seed", "out"):
-        assert trained[key] == stages[-1][key], key
-    options = {k: v for k, v in trained["task_options"].items() if k != "init_from"}
-    assert options == {k: v for k, v in stages[-1]["task_options"].items() if k != "init_from"}
+    assert _assert_shipped_from("shapes-ar", stages[-1])["sampling"] == {"temperature": 0.5}
 
 
 def test_shipped_shapes_maskgit_is_its_third_continuation_preset():
-    import json
-
     from pixloom.training.presets import load_preset
-    from pixloom.weights import weights_root
 
     first, last = load_preset("shapes-maskgit-continue"), load_preset("shapes-maskgit-continue3")
     assert first["task_options"]["init_from"] == load_preset("shapes-maskgit")["out"]
     # the second continuation is a command: --preset shapes-maskgit-continue -o OUT2
     assert last["task_options"]["init_from"] == "runs/shapes-maskgit-continue2/model"
     assert last["task_options"]["mode"] == "maskgit"
-    config = json.loads((weights_root() / "shapes-maskgit" / "config.json").read_text())
-    trained = config["training"]
-    for key in ("data", "resolution", "steps", "batch_size", "seed", "out"):
-        assert trained[key] == last[key], key
-    options = {k: v for k, v in trained["task_options"].items() if k != "init_from"}
-    assert options == {k: v for k, v in last["task_options"].items() if k != "init_from"}
-    assert config["sampling"] == {"temperature": 0.7}
+    assert _assert_shipped_from("shapes-maskgit", last)["sampling"] == {"temperature": 0.7}
