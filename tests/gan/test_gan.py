@@ -174,3 +174,20 @@ def test_builtin_encoder_learns_in_the_d_phase_only():
         loss.backward()
         grads = [p.grad for p in encoder.parameters() if p.grad is not None]
         assert bool(grads and any(g.abs().sum() > 0 for g in grads)) == learns, phase
+
+
+@pytest.mark.parametrize(
+    "name", ["shapes-t2i", "shapes-t2i-mlp", "shapes-t2i-stylegan", "digits-gan", "faces-gan"]
+)
+def test_gan_presets_parse_with_valid_model_configs(name):
+    from pixloom.configs import config_from_dict
+    from pixloom.models.registry import get_model_entry
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.presets import load_preset
+
+    config = config_from_dict(TrainConfig, load_preset(name))
+    options = config_from_dict(GanTaskOptions, config.task_options, where="task_options")
+    fields = {**options.model_config, "resolution": config.resolution}
+    model_config = config_from_dict(get_model_entry(options.model).config_cls, fields)
+    assert config.task == "gan" and model_config.resolution == config.resolution
+
