@@ -190,4 +190,3 @@ def test_gan_presets_parse_with_valid_model_configs(name):
     fields = {**options.model_config, "resolution": config.resolution}
     model_config = config_from_dict(get_model_entry(options.model).config_cls, fields)
     assert config.task == "gan" and model_config.resolution == config.resolution
-
