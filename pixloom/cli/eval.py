@@ -77,7 +77,7 @@ def run_alignment(args: argparse.Namespace) -> int:
 
     request = dataclass_from_args(AlignmentRequest, args)
     outcome = evaluate_alignment(request, load_oracle(request.oracle), _generator(request.model))
-    for part in ("renders", "generated"):
+    for part in ("renders", "renders_through_tokenizer", "generated"):
         if part in outcome.result:
             print(f"{part}:")
             for category, score in outcome.result[part]["categories"].items():

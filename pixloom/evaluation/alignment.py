@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from pixloom.data.shapes.prompts import prompt_record_to_scene
@@ -40,6 +41,13 @@ class AlignmentRequest:
         default=4, metadata={"help": "images per prompt; image i uses seed + i"}
     )
     seed: int = field(default=0, metadata={"help": "first seed"})
+    tokenizer: str | None = field(
+        default=None,
+        metadata={
+            "help": "also score the real renders encoded and decoded by this image tokenizer "
+            "(vq, or a token model's own): the ceiling of models that write its tokens"
+        },
+    )
     resolution: int = field(default=32, metadata={"help": "side of the real renders"})
     oracle: str = field(default="shapes-oracle", metadata={"help": "scene parser name or path"})
     out: Path | None = field(
@@ -100,6 +108,23 @@ def score_images(
     return verdicts
 
 
+@torch.no_grad()
+def round_trip(
+    tokenizer, images: list[list[Image.Image]], batch: int = 128
+) -> list[list[Image.Image]]:
+    """Each image encoded to tokens and decoded again by `tokenizer`, grouped as given."""
+    from pixloom.pipelines.text_to_image import tensor_to_images
+
+    flat = [image for group in images for image in group]
+    decoded: list[Image.Image] = []
+    for start in progress_bar(range(0, len(flat), batch), desc="tokenizer", leave=False):
+        pixels = images_to_tensor(flat[start : start + batch])
+        decoded += tensor_to_images(tokenizer.decode(tokenizer.encode(pixels).indices))
+    sizes = [len(group) for group in images]
+    starts = np.cumsum([0, *sizes])
+    return [decoded[begin : begin + size] for begin, size in zip(starts, sizes)]
+
+
 def images_from_folder(folder: Path, records: list[dict]) -> list[list[Image.Image]]:
     """Group PNGs of `folder` by the prompt in their metadata, in the order of `records`."""
     by_prompt: dict[str, list[Image.Image]] = {record["prompt"]: [] for record in records}
@@ -154,6 +179,17 @@ def evaluate_alignment(
         }
     }
     result["renders"] = summarize_alignment(records, score_images(oracle, records, renders))
+    if request.tokenizer is not None:
+        from pixloom.models.loading import load_image_tokenizer, resolve_checkpoint
+
+        tokenizer, _, checkpoint = load_image_tokenizer(
+            resolve_checkpoint(request.tokenizer), "tokenizer"
+        )
+        result["protocol"]["tokenizer"] = {"name": request.tokenizer, "sha256": checkpoint.sha256}
+        through = round_trip(tokenizer, renders)
+        result["renders_through_tokenizer"] = summarize_alignment(
+            records, score_images(oracle, records, through)
+        )
     samples = [group[0] for group in renders[:: max(1, len(records) // 24)]]
     if request.images is not None:
         generated = images_from_folder(Path(request.images), records)
@@ -200,4 +236,14 @@ def evaluate_alignment(
             interval=tuple(result["renders"]["overall"]["ci95"]),
         )
     )
+    if "renders_through_tokenizer" in result:
+        overall = result["renders_through_tokenizer"]["overall"]
+        report.figures.append(
+            Figure(
+                "alignment_renders_through_tokenizer_overall",
+                overall["accuracy"],
+                protocol,
+                interval=tuple(overall["ci95"]),
+            )
+        )
     return AlignmentOutcome(result, report, samples)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pixloom.errors import DataError, InvalidValue, require
+from pixloom.errors import DataError, require
 from pixloom.metrics.report import EvalReport, Figure, MetricProtocol
 
 BATCH = 128  # images per encode/decode and feature batch
@@ -29,7 +29,9 @@ BATCH = 128  # images per encode/decode and feature batch
 class ReconstructionRequest:
     """What `pixloom eval tokenizer` measures."""
 
-    model: str = field(metadata={"help": "tokenizer checkpoint directory (family vq)"})
+    model: str = field(
+        metadata={"help": "vq tokenizer, or a token model (its tokenizer): name or directory"}
+    )
     data: str = field(default="shapes", metadata={"help": "dataset spec: shapes, digits, ..."})
     split: str = field(default="test", metadata={"help": "dataset split: train or test"})
     count: int | None = field(
@@ -67,11 +69,9 @@ def _batches(dataset, count: int) -> Iterator[torch.Tensor]:
 
 
 def _load_tokenizer(request: ReconstructionRequest, device: torch.device):
-    from pixloom.models.loading import load_model, resolve_checkpoint
+    from pixloom.models.loading import load_image_tokenizer, resolve_checkpoint
 
-    tokenizer, checkpoint = load_model(resolve_checkpoint(request.model))
-    if checkpoint.family != "vq":
-        raise InvalidValue("model", request.model, f"a vq tokenizer, not {checkpoint.family}")
+    tokenizer, _, checkpoint = load_image_tokenizer(resolve_checkpoint(request.model), "model")
     return tokenizer.to(device), checkpoint
 
 
@@ -180,6 +180,6 @@ def evaluate_reconstruction(request: ReconstructionRequest) -> tuple[EvalReport,
     report = EvalReport(
         title=f"tokenizer reconstruction on {request.data} ({request.split})",
         figures=figures,
-        model={"name": request.model, "family": "vq", "sha256": checkpoint.sha256},
+        model={"name": request.model, "family": checkpoint.family, "sha256": checkpoint.sha256},
     )
     return report, result

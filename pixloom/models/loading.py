@@ -12,7 +12,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from pixloom.errors import CheckpointError, PixloomError
+from pixloom.errors import CheckpointError, InvalidValue, PixloomError
 
 _SHIPPED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -93,3 +93,29 @@ def load_model(directory: str | Path, *, verify: bool = True) -> tuple[nn.Module
     _check_weights_match(model, checkpoint.weights, checkpoint.path)
     model.load_state_dict(checkpoint.weights, strict=True)
     return model.eval(), checkpoint
+
+
+TOKEN_MODEL_FAMILIES = ("token-ar", "maskgit")  # they hold their frozen vq tokenizer
+
+
+def load_image_tokenizer(
+    directory: str | Path, field: str = "tokenizer"
+) -> tuple[nn.Module, dict[str, Any], Any]:
+    """The vq tokenizer of a checkpoint directory (eval mode), its model config dict and the
+    Checkpoint it came from.
+
+    A vq checkpoint is the tokenizer itself; a token model (token-ar, maskgit) gives the
+    frozen tokenizer it decodes with, so `shapes-ar` names the tokenizer it shipped with.
+    `field` names the option in the error for any other family.
+    """
+    model, checkpoint = load_model(directory)
+    if checkpoint.family == "vq":
+        return model, dict(checkpoint.model_config), checkpoint
+    if checkpoint.family in TOKEN_MODEL_FAMILIES:
+        return model.tokenizer.eval(), dict(checkpoint.model_config["tokenizer"]), checkpoint
+    raise InvalidValue(
+        field,
+        str(directory),
+        f"a 'vq' tokenizer or a token model ({', '.join(TOKEN_MODEL_FAMILIES)}), "
+        f"not family {checkpoint.family!r}",
+    )

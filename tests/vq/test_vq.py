@@ -129,14 +129,20 @@ def test_training_reduces_loss_and_checkpoint_loads(trained):
     assert tokenizer.decode(tokenizer.encode(images).indices).shape == images.shape
 
 
-def test_eval_tokenizer_cli(trained, tmp_path, capsys):
-    from pixloom.cli.main import main
+def _save_tiny_oracle(path):
     from pixloom.io.checkpoint import save_checkpoint
     from pixloom.models.scene_parser import SceneParser, SceneParserConfig
 
     oracle = SceneParserConfig(resolution=16, widths=(8, 16), pooled_side=4, feature_dim=16)
-    save_checkpoint(tmp_path / "oracle", config={"family": "scene-parser",
-                    "model": config_to_dict(oracle)}, weights=SceneParser(oracle).state_dict())  # fmt: skip
+    save_checkpoint(path, config={"family": "scene-parser", "model": config_to_dict(oracle)},
+                    weights=SceneParser(oracle).state_dict())  # fmt: skip
+    return path
+
+
+def test_eval_tokenizer_cli(trained, tmp_path, capsys):
+    from pixloom.cli.main import main
+
+    _save_tiny_oracle(tmp_path / "oracle")
     out = tmp_path / "report.json"
     code = main(["eval", "tokenizer", "--model", str(trained[0].model), "--data", "shapes",
                  "-n", "24", "--oracle", str(tmp_path / "oracle"), "--out", str(out)])  # fmt: skip
@@ -148,6 +154,50 @@ def test_eval_tokenizer_cli(trained, tmp_path, capsys):
     assert 5 < figures["psnr"] < 60 and figures["fid"] >= 0
     assert 0 < figures["codebook_usage"] <= 1 and 1 <= figures["perplexity"] <= 32
     assert 0 <= figures["scene_agreement"] <= 1  # the shapes oracle parses scenes
+
+
+def test_alignment_scores_renders_through_a_tokenizer(trained, tmp_path, capsys):
+    from pixloom.cli.main import main
+    from pixloom.io.checkpoint import load_checkpoint
+
+    oracle, out = _save_tiny_oracle(tmp_path / "oracle"), tmp_path / "report.json"
+    code = main(["eval", "alignment", "--prompts", "single", "--images-per-prompt", "1",
+                 "--resolution", "16", "--tokenizer", str(trained[0].model),
+                 "--oracle", str(oracle), "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert "renders_through_tokenizer:" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    details = report["details"]
+    assert details["renders_through_tokenizer"]["overall"]["images"] == 64
+    assert details["protocol"]["tokenizer"]["sha256"] == load_checkpoint(trained[0].model).sha256
+    names = [figure["name"] for figure in report["figures"]]
+    assert "alignment_renders_through_tokenizer_overall" in names
+
+
+def test_round_trip_keeps_each_prompt_s_images_together():
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from pixloom.evaluation.alignment import round_trip
+
+    identity = SimpleNamespace(encode=lambda x: SimpleNamespace(indices=x), decode=lambda x: x)
+    groups = [[Image.new("RGB", (8, 8), (10 * i, 20 * j, 30)) for j in range(n)]
+              for i, n in enumerate((2, 1, 3))]  # fmt: skip
+    back = round_trip(identity, groups, batch=4)  # a batch splits the second group from the third
+    assert [len(group) for group in back] == [2, 1, 3]
+    for before, after in zip(groups, back):
+        assert [image.tobytes() for image in before] == [image.tobytes() for image in after]
+
+
+def test_a_token_model_names_its_own_tokenizer_and_other_families_are_refused(tmp_path):
+    from pixloom.models.loading import load_image_tokenizer, resolve_checkpoint
+
+    tokenizer, config, checkpoint = load_image_tokenizer(resolve_checkpoint("shapes-ar"))
+    assert checkpoint.family == "token-ar" and config["codebook_size"] == 512
+    assert tokenizer.encode(torch.zeros(1, 3, 32, 32)).indices.shape == (1, 8, 8)
+    with pytest.raises(InvalidValue, match="tokenizer=.*not family 'scene-parser'"):
+        load_image_tokenizer(_save_tiny_oracle(tmp_path / "oracle"))
 
 
 def test_scene_agreement_counts_reconstructions_read_as_their_originals():

@@ -71,15 +71,13 @@ class TokenLmTaskOptions:
 def load_tokenizer(
     name_or_path: str, field: str = "task_options.tokenizer"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The frozen vq tokenizer and its model config dict (`field` names the option)."""
-    from pixloom.models.loading import load_model
+    """The frozen vq tokenizer (a vq checkpoint's, or a token model's own) and its config dict;
+    `field` names the option in errors."""
+    from pixloom.models.loading import load_image_tokenizer
     from pixloom.training.checkpointing import resolve_trained
 
-    tokenizer, checkpoint = load_model(resolve_trained(name_or_path))
-    if checkpoint.family != "vq":
-        raise InvalidValue(field, name_or_path,
-                           f"a 'vq' checkpoint, not family {checkpoint.family!r}")  # fmt: skip
-    return tokenizer.requires_grad_(False), dict(checkpoint.model_config)
+    tokenizer, config, _ = load_image_tokenizer(resolve_trained(name_or_path), field=field)
+    return tokenizer.requires_grad_(False), config
 
 
 class TokenLmTask:
