@@ -494,7 +494,13 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
     from pixloom.training.presets import load_preset
 
     stages = [
-        load_preset(name) for name in ("shapes-ar", "shapes-ar-continue", "shapes-ar-continue2")
+        load_preset(name)
+        for name in (
+            "shapes-ar",
+            "shapes-ar-continue",
+            "shapes-ar-continue2",
+            "shapes-ar-continue3",
+        )
     ]
     for before, after in zip(stages, stages[1:]):  # each continues its predecessor's run
         assert after["task_options"]["init_from"] == before["out"]
