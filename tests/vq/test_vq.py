@@ -223,7 +223,7 @@ def test_scene_agreement_counts_reconstructions_read_as_their_originals():
     assert measured["agree"] == [False, True, True, True]
 
 
-@pytest.mark.parametrize("name", ["shapes-vq", "digits-vq"])
+@pytest.mark.parametrize("name", ["shapes-vq", "digits-vq", "shapes-vq4096"])
 def test_presets_parse_and_build(name):
     from pixloom.configs import config_from_dict
     from pixloom.data.registry import DatasetInfo
@@ -303,3 +303,21 @@ def test_fine_tune_options_are_checked_against_the_source(trained, options, fiel
     with pytest.raises(InvalidValue) as error:
         make_vq_task(options, SimpleNamespace(resolution=resolution))
     assert error.value.field == field
+
+
+def test_decoder3_preset_starts_from_the_tokenizer_inside_shapes_ar():
+    from pixloom.configs import config_from_dict
+    from pixloom.data.registry import DatasetInfo
+    from pixloom.models.loading import load_image_tokenizer, resolve_checkpoint
+    from pixloom.training.config import TrainConfig
+    from pixloom.training.presets import load_preset
+    from pixloom.training.tasks.vq import VqTask, VqTaskOptions
+
+    config = config_from_dict(TrainConfig, load_preset("shapes-vq-decoder3"))
+    options = config_from_dict(VqTaskOptions, config.task_options, where="task_options")
+    assert options.decoder_only and options.init_from == "shapes-ar"
+    assert options.adversarial_weight > 0 and options.adversarial_start == 0
+    task = VqTask(options, DatasetInfo(name=config.data, resolution=config.resolution))
+    shipped, _, _ = load_image_tokenizer(resolve_checkpoint("shapes-ar"))
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(task.tokenizer.encode(images).indices, shipped.encode(images).indices)
