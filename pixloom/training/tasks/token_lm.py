@@ -34,7 +34,7 @@ class TokenLmTaskOptions:
     """Options of the token-lm task (TrainConfig.task_options)."""
 
     mode: Literal["raster", "maskgit"] = "raster"
-    tokenizer: str = ""  # trained "vq" checkpoint: directory, run directory or shipped name
+    tokenizer: str = ""  # "vq" checkpoint or token model (its tokenizer): dir, run or name
     model_config: dict[str, Any] = field(default_factory=dict)  # TokenTransformerConfig fields
     text_encoder: str = "builtin"  # builtin | minilm | hf:PATH | none (unconditional)
     text_encoder_config: dict[str, Any] = field(default_factory=dict)  # builtin: dim, layers..
