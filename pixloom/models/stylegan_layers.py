@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pixloom.models.attention import attention
+
 
 class EqualLinear(nn.Module):
     """Linear layer with equalized learning rate and an optional learning-rate multiplier."""
@@ -117,7 +119,7 @@ class CrossAttention(nn.Module):
         k = k.reshape(batch, -1, self.heads, head_dim).transpose(1, 2)  # (B, h, T, C/h)
         v = v.reshape(batch, -1, self.heads, head_dim).transpose(1, 2)
         attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): True = attend
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, HW, C/h)
+        y = attention(q, k, v, attn_mask)  # (B, h, HW, C/h)
         y = y.transpose(2, 3).reshape(batch, channels, height, width)  # (B, C, H, W)
         return x + self.out(y.contiguous(memory_format=torch.channels_last)) * self.gain.to(x.dtype)
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pixloom.errors import InvalidValue, require
+from pixloom.models.attention import attention
 from pixloom.models.gan_conditioning import make_text_encoder, text_dim
 from pixloom.models.registry import register_model
 
@@ -206,7 +207,7 @@ class Attention(nn.Module):
             keys[:, :, start : start + length] = k
             values[:, :, start : start + length] = v
             k, v = keys[:, :, : start + length], values[:, :, : start + length]
-        y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
+        y = attention(q, k.to(q.dtype), v.to(q.dtype), mask)
         return self.proj(y.transpose(1, 2).reshape(batch, length, dim))  # (B, S, D)
 
 

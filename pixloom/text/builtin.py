@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from pixloom.errors import require
+from pixloom.models.attention import attention
 from pixloom.text.embedding import TextEmbedding, masked_mean, normalize_prompt
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]")
@@ -63,6 +65,19 @@ class BuiltinTextConfig:
         require(self.max_length >= 2, "text_encoder.max_length", self.max_length, ">= 2")
 
 
+def encoder_layer(block: nn.TransformerEncoderLayer, x: torch.Tensor, mask: torch.Tensor):
+    """A pre-norm nn.TransformerEncoderLayer (dropout 0) on x (B, T, D) with key mask (B, T),
+    its own weights, through pixloom.models.attention (whose CPU bf16 backward is the fast one;
+    the layer's own call would take PyTorch's fused kernel)."""
+    batch, length, dim = x.shape
+    heads = block.self_attn.num_heads
+    qkv = F.linear(block.norm1(x), block.self_attn.in_proj_weight, block.self_attn.in_proj_bias)
+    q, k, v = qkv.view(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    y = attention(q, k, v, mask[:, None, None, :])  # (B, heads, T, D / heads)
+    x = x + block.self_attn.out_proj(y.transpose(1, 2).reshape(batch, length, dim))
+    return x + block.linear2(block.activation(block.linear1(block.norm2(x))))
+
+
 class BuiltinTextEncoder(nn.Module):
     """Word embeddings + learned positions + transformer; mean-pooled sentence vector."""
 
@@ -105,7 +120,7 @@ class BuiltinTextEncoder(nn.Module):
         """Token ids (B, T) and mask (B, T) -> TextEmbedding with D = dim."""
         x = self.embed(ids) + self.position[: ids.shape[1]]  # (B, T, D)
         for block in self.blocks:
-            x = block(x, src_key_padding_mask=~mask)
+            x = encoder_layer(block, x, mask)
         x = self.norm(x)
         return TextEmbedding(x, mask, masked_mean(x, mask))
 

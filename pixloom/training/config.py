@@ -44,6 +44,9 @@ class TrainConfig:
     device: str = field(default="auto", metadata=_meta("auto, cpu, cuda or cuda:N"))
     seed: int = field(default=0, metadata=_meta("seed of initialization, data order and RNG"))
     num_workers: int = field(default=0, metadata=_meta("data-loading worker processes"))
+    compile: bool = field(
+        default=False, metadata=_meta("torch.compile the task's training network (token-lm)")
+    )
     # Outputs.
     out: str = field(default="runs/train", metadata=_meta("run directory", short="-o"))
     checkpoint_every: int = field(default=500, metadata=_meta("steps between checkpoints"))

@@ -19,7 +19,7 @@ import torch.nn as nn
 from pixloom import __version__
 from pixloom.configs import config_to_dict
 from pixloom.devices import memory_format, resolve_device, resolve_precision
-from pixloom.errors import InvalidValue
+from pixloom.errors import InvalidValue, require
 from pixloom.training.checkpointing import capture_rng, restore_rng
 from pixloom.training.config import TrainConfig
 from pixloom.training.data_order import DataOrder
@@ -124,6 +124,11 @@ def build_run(config: TrainConfig, dataset: Any | None = None) -> Run:
     ema = None
     if task.ema_module is not None:
         ema = EMA(modules[task.ema_module], decay=config.ema_decay, warmup=config.ema_warmup)
+    if config.compile:  # after the EMA copy, which must stay eager (it samples with a cache)
+        compile_modules = getattr(task, "compile_modules", None)
+        require(compile_modules is not None, "compile", True,
+                f"false: task {config.task} has no compiled training path (token-lm has)")  # fmt: skip
+        compile_modules()
     order = DataOrder(len(dataset), config.batch_size, config.seed)
     seed_everything(config.seed + 7919 * (world.rank + 1))  # per-rank training randomness
     return Run(

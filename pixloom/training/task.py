@@ -63,6 +63,9 @@ class Task(Protocol):
 
     # Optional: prepare_inference(module) -> None, called on a copy of the EMA module before
     # it is exported or sampled (e.g. to re-estimate BatchNorm statistics for its weights).
+    # Optional: compile_modules() -> None, called once after the EMA copy is made when
+    # TrainConfig.compile is set; it compiles the training networks in place (state-dict keys
+    # unchanged). Tasks without it refuse `compile`.
 
 
 TaskFactory = Callable[[dict, Any], Task]  # factory(options, dataset_info) -> Task
