@@ -500,13 +500,15 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
             "shapes-ar-continue",
             "shapes-ar-continue2",
             "shapes-ar-continue3",
+            "shapes-ar-continue4",
         )
     ]
     for before, after in zip(stages, stages[1:]):  # each continues its predecessor's run
         assert after["task_options"]["init_from"] == before["out"]
         assert after["task_options"]["lr"] <= before["task_options"]["lr"]
         assert after["task_options"]["mode"] == "raster"
-    assert _assert_shipped_from("shapes-ar", stages[-1])["sampling"] == {"temperature": 0.5}
+    shipped = _assert_shipped_from("shapes-ar", stages[-1])
+    assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5}
 
 
 def test_shipped_shapes_maskgit_is_its_third_continuation_preset():
