@@ -511,12 +511,15 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
     assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5}
 
 
-def test_shipped_shapes_maskgit_is_its_third_continuation_preset():
+def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
     from pixloom.training.presets import load_preset
 
-    first, last = load_preset("shapes-maskgit-continue"), load_preset("shapes-maskgit-continue3")
+    first = load_preset("shapes-maskgit-continue")
     assert first["task_options"]["init_from"] == load_preset("shapes-maskgit")["out"]
+    stages = [load_preset(f"shapes-maskgit-continue{n}") for n in (3, 4)]
     # the second continuation is a command: --preset shapes-maskgit-continue -o OUT2
-    assert last["task_options"]["init_from"] == "runs/shapes-maskgit-continue2/model"
-    assert last["task_options"]["mode"] == "maskgit"
-    assert _assert_shipped_from("shapes-maskgit", last)["sampling"] == {"temperature": 0.7}
+    assert stages[0]["task_options"]["init_from"] == "runs/shapes-maskgit-continue2/model"
+    for before, after in zip(stages, stages[1:]):  # each continues its predecessor's run
+        assert after["task_options"]["init_from"] == before["out"]
+    assert all(stage["task_options"]["mode"] == "maskgit" for stage in stages)
+    assert _assert_shipped_from("shapes-maskgit", stages[-1])["sampling"] == {"temperature": 0.7}
