@@ -1,7 +1,7 @@
 """Task "token-lm": a language model over image tokens (families token-ar and maskgit).
 
 Images become token grids through a frozen, trained "vq" tokenizer (encoded under no_grad
-inside loss()); the transformer learns them like text. Raster mode: next-token cross-entropy
+inside loss(), once per image on the CPU: CodeCache); the transformer learns them like text. Raster mode: next-token cross-entropy
 in raster order (Esser et al. 2021). MaskGIT mode (Chang et al. 2022): a mask ratio
 cos(pi/2 r), r ~ U(0, 1), per image; cross-entropy on the masked cells only. Prompts are
 dropped to the null prefix with probability `prompt_dropout` so that classifier-free guidance
