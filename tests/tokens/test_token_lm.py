@@ -516,7 +516,7 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
 
     first = load_preset("shapes-maskgit-continue")
     assert first["task_options"]["init_from"] == load_preset("shapes-maskgit")["out"]
-    stages = [load_preset(f"shapes-maskgit-continue{n}") for n in (3, 4)]
+    stages = [load_preset(f"shapes-maskgit-continue{n}") for n in (3, 4, 5)]
     # the second continuation is a command: --preset shapes-maskgit-continue -o OUT2
     assert stages[0]["task_options"]["init_from"] == "runs/shapes-maskgit-continue2/model"
     for before, after in zip(stages, stages[1:]):  # each continues its predecessor's run
