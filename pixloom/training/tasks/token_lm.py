@@ -1,8 +1,8 @@
 """Task "token-lm": a language model over image tokens (families token-ar and maskgit).
 
 Images become token grids through a frozen, trained "vq" tokenizer (encoded under no_grad
-inside loss(), once per image on the CPU: CodeCache); the transformer learns them like text. Raster mode: next-token cross-entropy
-in raster order (Esser et al. 2021). MaskGIT mode (Chang et al. 2022): a mask ratio
+inside loss(), once per image on the CPU: CodeCache); the transformer learns them like text.
+Raster mode: next-token cross-entropy in raster order (Esser et al. 2021). MaskGIT mode (Chang et al. 2022): a mask ratio
 cos(pi/2 r), r ~ U(0, 1), per image; cross-entropy on the masked cells only. Prompts are
 dropped to the null prefix with probability `prompt_dropout` so that classifier-free guidance
 works (Ho & Salimans 2022). The tokenizer is a frozen submodule of the transformer, so the
@@ -245,8 +245,8 @@ class CodeCache:
     pixels: on the CPU, where encoding is a sixth of a training step, images are keyed by a
     digest of their bytes and only unseen ones are encoded (the shapes recipes see each of
     their 100,000 scenes several times). Datasets whose crops change every epoch simply miss;
-    past `max_entries` images (about 0.2 GB) nothing more is stored. On GPUs encoding is cheap and the digest
-    would need the images on the host, so every batch is encoded.
+    past `max_entries` images (about 0.2 GB) nothing more is stored. On GPUs encoding is cheap
+    and the digest would need the images on the host, so every batch is encoded.
     """
 
     def __init__(self, max_entries: int = 500_000):
