@@ -25,11 +25,7 @@ def test_written_out_attention_matches_the_fused_kernel_with_gradients(dtype, to
     outputs, grads = [], []
     for function in (attention, F.scaled_dot_product_attention):  # CPU + grad: written out
         inputs = [t.clone().requires_grad_() for t in (q, k, v)]
-        out = (
-            function(*inputs, attn_mask=mask)
-            if function is not attention
-            else function(*inputs, mask)
-        )
+        out = function(*inputs, mask)  # the fourth argument is the mask for both
         out.backward(grad)
         outputs.append(out.detach().float())
         grads.append([t.grad.float() for t in inputs])
