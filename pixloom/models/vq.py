@@ -4,7 +4,7 @@ Yu et al. 2022; or FSQ, Mentzer et al. 2023), plus the small PatchGAN of its adv
 
 DESIGN.md's tokenizer contract: `encode(img) -> Quantized(z, indices, loss)` and
 `decode(indices) -> img`. Images are (B, 3, H, W) in [-1, 1]; a 32 px image with
-`downsample` 4 becomes an 8x8 grid of tokens, `grid_size` per side.
+`downsample` 4 becomes an 8x8 grid of tokens (2: 16x16), `grid_size` per side.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pixloom.errors import require
 from pixloom.models.quantizers import FiniteScalarQuantizer, Quantized, VectorQuantizer
 from pixloom.models.registry import register_model
 
-DOWNSAMPLES = (4, 8)
+DOWNSAMPLES = (2, 4, 8)
 # Channel multiplier per downsampling stage when channel_mult is None.
-DEFAULT_CHANNEL_MULT = {4: (1, 2), 8: (1, 2, 2)}
+DEFAULT_CHANNEL_MULT = {2: (1,), 4: (1, 2), 8: (1, 2, 2)}
 
 
 @dataclass
@@ -31,7 +31,7 @@ class VqConfig:
     """Shape of a VQ/FSQ image tokenizer."""
 
     resolution: int = 32  # training image side; grid_size = resolution // downsample
-    downsample: int = 4  # 4 or 8: image pixels per token side
+    downsample: int = 4  # 2, 4 or 8: image pixels per token side
     channels: int = 64  # width of the first stage
     channel_mult: tuple[int, ...] | None = None  # one per stage (log2 downsample); None: default
     num_res_blocks: int = 1  # residual blocks per stage
@@ -49,7 +49,7 @@ class VqConfig:
             self.downsample in DOWNSAMPLES,
             "model.downsample",
             self.downsample,
-            "4 or 8 (pixels per token)",
+            "2, 4 or 8 (pixels per token)",
         )
         require(
             self.resolution >= self.downsample and self.resolution % self.downsample == 0,

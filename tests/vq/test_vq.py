@@ -65,7 +65,7 @@ def test_dead_code_restart_revives_unused_codes():
     assert len(quantizer.quantize(latents).indices.unique()) > 1
 
 
-@pytest.mark.parametrize("downsample", [4, 8])
+@pytest.mark.parametrize("downsample", [2, 4, 8])
 @pytest.mark.parametrize("resolution", [32, 64])
 def test_encode_decode_shapes(downsample, resolution):
     tokenizer = build_model(
@@ -85,7 +85,7 @@ def test_fsq_tokenizer_and_bad_configs_are_refused():
     tokenizer = build_model("vq", {"channels": 8, "quantizer": "fsq", "fsq_levels": [5, 3]})
     assert tokenizer.codebook_size == 15
     with pytest.raises(InvalidValue, match="model.downsample"):
-        build_model("vq", {"downsample": 2})
+        build_model("vq", {"downsample": 3})
     with pytest.raises(InvalidValue, match="channel_mult"):
         build_model("vq", {"downsample": 8, "channel_mult": [1, 2]})
     with pytest.raises(InvalidValue, match="quantizer"):
@@ -223,7 +223,7 @@ def test_scene_agreement_counts_reconstructions_read_as_their_originals():
     assert measured["agree"] == [False, True, True, True]
 
 
-@pytest.mark.parametrize("name", ["shapes-vq", "digits-vq", "shapes-vq4096"])
+@pytest.mark.parametrize("name", ["shapes-vq", "digits-vq", "shapes-vq4096", "shapes-vq16"])
 def test_presets_parse_and_build(name):
     from pixloom.configs import config_from_dict
     from pixloom.data.registry import DatasetInfo
@@ -234,7 +234,7 @@ def test_presets_parse_and_build(name):
     config = config_from_dict(TrainConfig, load_preset(name))
     options = config_from_dict(VqTaskOptions, config.task_options, where="task_options")
     task = VqTask(options, DatasetInfo(name=config.data, resolution=config.resolution))
-    assert config.task == "vq" and task.tokenizer.grid_size == 8
+    assert config.task == "vq" and task.tokenizer.grid_size == (16 if name == "shapes-vq16" else 8)
     assert [phase.name for phase in task.phases()] == ["ae", "d"]
 
 
