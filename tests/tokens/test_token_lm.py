@@ -475,6 +475,43 @@ def test_init_from_continues_a_trained_model_and_refuses_mismatches(trained, tmp
         make_token_lm_task({"init_from": str(tmp_path / "none")}, info)
 
 
+def test_warm_start_keeps_the_text_side_and_blocks_on_a_new_tokenizer(trained, tmp_path):
+    from pixloom.data.registry import load_dataset
+    from pixloom.errors import CheckpointError
+    from pixloom.io.checkpoint import load_checkpoint, save_checkpoint
+    from pixloom.training.tasks.token_lm import make_token_lm_task
+
+    finer = {**VQ, "downsample": 2, "codebook_size": 24}  # 8x8 grid, 24 codes
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "vq16", config={"family": "vq", "model": finer},
+                    weights=build_model("vq", finer).state_dict())  # fmt: skip
+    info = load_dataset("shapes", resolution=16, train_size=32).info
+    start = load_checkpoint(trained["token-ar"])
+    task = make_token_lm_task({"mode": "maskgit", "tokenizer": str(tmp_path / "vq16"),
+                               "warm_start": str(trained["token-ar"])}, info)  # fmt: skip
+    config = task.model_config
+    assert (config.vocab, config.grid_size, config.mode) == (24, 8, "maskgit")
+    assert config.text_encoder == start.model_config["text_encoder"]  # vocabulary included
+    assert (config.dim, config.depth) == (TINY["dim"], TINY["depth"])
+    own = task.transformer.state_dict()
+    shared = [name for name in start.weights if name.startswith(("blocks.", "text_"))]
+    assert shared and all(torch.equal(own[name], start.weights[name]) for name in shared)
+    assert own["embed.weight"].shape == (25, TINY["dim"]) and own["head.weight"].shape[0] == 24
+    task.loss("lm", next(iter(torch.utils.data.DataLoader(
+        load_dataset("shapes", resolution=16, train_size=8), batch_size=4))), 0)  # fmt: skip
+
+    base = {"tokenizer": str(tmp_path / "vq16"), "warm_start": str(trained["token-ar"])}
+    wrong = [({**base, "model_config": {"dim": 8}}, "model_config"),
+             ({**base, "text_encoder": "none"}, "text_encoder"),
+             ({**base, "init_from": str(trained["token-ar"]), "tokenizer": ""}, "warm_start"),
+             ({**base, "warm_start": str(tmp_path / "vq16")}, "warm_start")]  # fmt: skip
+    for options, name in wrong:
+        with pytest.raises(InvalidValue, match=f"task_options.{name}"):
+            make_token_lm_task(options, info)
+    with pytest.raises(CheckpointError, match="task_options.warm_start"):
+        make_token_lm_task({**base, "warm_start": str(tmp_path / "none")}, info)
+
+
 def _assert_shipped_from(name, preset):
     """The shipped model `name` recorded the preset's run (init_from aside: it names its start)."""
     import json

@@ -51,12 +51,22 @@ class TokenLmTaskOptions:
     weight_decay: float = 0.01
     preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
     init_from: str | None = None  # trained model of this mode to continue (its config is kept)
+    warm_start: str | None = None  # trained token model whose text encoder and blocks start
+    # this one on a new tokenizer (its architecture kept; token embeddings and head new)
 
     def __post_init__(self) -> None:
         if self.init_from is None:
             require(bool(self.tokenizer), "task_options.tokenizer", self.tokenizer,
                     "a trained vq checkpoint (e.g. runs/shapes-vq)")  # fmt: skip
+            if self.warm_start is not None:
+                for name in ("model_config", "text_encoder_config"):
+                    require(not getattr(self, name), f"task_options.{name}", getattr(self, name),
+                            "empty when task_options.warm_start is set: the model it names "
+                            "brings its own")  # fmt: skip
         else:
+            require(self.warm_start is None, "task_options.warm_start", self.warm_start,
+                    "null when task_options.init_from is set (continue one model or warm-start "
+                    "from one, not both)")  # fmt: skip
             for name in ("tokenizer", "model_config", "text_encoder_config"):
                 require(not getattr(self, name), f"task_options.{name}", getattr(self, name),
                         "empty when task_options.init_from is set: the model it names "
@@ -97,12 +107,19 @@ class TokenLmTask:
             self._continue(options.init_from)
             return
         tokenizer, tokenizer_config = load_tokenizer(options.tokenizer)
-        spec = {} if options.class_conditional else text_encoder_spec(options, dataset_info)
+        source = None if options.warm_start is None else self._warm_source(options.warm_start)
+        if source is not None:
+            architecture = {name: value for name, value in config_to_dict(source.config).items()
+                            if name not in ("vocab", "grid_size", "mode", "tokenizer")}  # fmt: skip
+            spec = architecture.pop("text_encoder")
+        else:
+            architecture = options.model_config
+            spec = {} if options.class_conditional else text_encoder_spec(options, dataset_info)
         classes = int(getattr(dataset_info, "num_classes", 0) or 0)
         if options.class_conditional:
             require(classes > 0, "task_options.class_conditional", True,
                     f"false: dataset {dataset_info.name} has no labels")  # fmt: skip
-        fields = {**options.model_config, "vocab": tokenizer.codebook_size,
+        fields = {**architecture, "vocab": tokenizer.codebook_size,
                   "grid_size": tokenizer.grid_size, "mode": options.mode, "text_encoder": spec,
                   "num_classes": classes if options.class_conditional else 0,
                   "tokenizer": tokenizer_config}  # fmt: skip
@@ -110,9 +127,34 @@ class TokenLmTask:
                                              where="task_options.model_config")  # fmt: skip
         self.transformer = build_model(FAMILY[options.mode], self.model_config)
         self.transformer.tokenizer.load_state_dict(tokenizer.state_dict())
+        if source is not None:
+            warm_start(self.transformer, source)
         from pixloom.text.registry import frozen_encoder
 
         self.frozen = frozen_encoder(spec)
+
+    def _warm_source(self, name_or_path: str) -> nn.Module:
+        """The trained token model of task_options.warm_start, checked against the options."""
+        from pixloom.models.loading import load_model
+        from pixloom.training.checkpointing import resolve_trained
+
+        options = self.options
+        try:
+            model, checkpoint = load_model(resolve_trained(name_or_path))
+        except CheckpointError as error:
+            raise CheckpointError(f"task_options.warm_start: {error}") from error
+        require(checkpoint.family in FAMILY.values(), "task_options.warm_start", name_or_path,
+                f"a token model ({' or '.join(FAMILY.values())}), not family "
+                f"{checkpoint.family!r}")  # fmt: skip
+        spec = model.config.text_encoder
+        saved = "none" if not spec else spec["name"]
+        wanted = "none" if options.class_conditional else options.text_encoder
+        require(wanted == saved, "task_options.text_encoder", options.text_encoder,
+                f"{saved!r}, the encoder of the warm_start model")  # fmt: skip
+        require(bool(model.config.num_classes) == options.class_conditional,
+                "task_options.class_conditional", options.class_conditional,
+                f"{bool(model.config.num_classes)}, as the warm_start model was trained")  # fmt: skip
+        return model
 
     def _continue(self, name_or_path: str) -> None:
         """Take the model, tokenizer and text encoder (vocabulary included) of a trained
@@ -276,6 +318,26 @@ class CodeCache:
                 self.entries.update(fresh)
         rows = [np.frombuffer(fresh.get(key) or self.entries[key], dtype=np.int32) for key in keys]
         return torch.from_numpy(np.stack(rows)).long().view(len(keys), *self.grid)
+
+
+def warm_start(model: nn.Module, source: nn.Module) -> list[str]:
+    """Copy into `model` every weight of `source`, a token model of the same architecture on
+    another tokenizer, that does not depend on the tokenizer's codes: the text encoder, prompt
+    projection, null prefix, label embedding, blocks and final norm. The token embedding, the
+    output head and the tokenizer stay as they are. Returns the names copied."""
+    fresh = ("embed.", "head.", "tokenizer.")
+    target = model.state_dict()
+    copied = []
+    with torch.no_grad():
+        for name, value in source.state_dict().items():
+            if name.startswith(fresh) or name not in target:
+                continue
+            require(target[name].shape == value.shape, "task_options.warm_start", name,
+                    f"a weight of shape {tuple(target[name].shape)}, as this model's "
+                    f"(it has {tuple(value.shape)})")  # fmt: skip
+            target[name].copy_(value)
+            copied.append(name)
+    return copied
 
 
 def random_mask(count: int, total: int, device: torch.device) -> torch.Tensor:
