@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixloom.configs import config_from_dict, config_to_dict
-from pixloom.errors import CheckpointError, InvalidValue, require
+from pixloom.errors import CheckpointError, require
 from pixloom.models.registry import build_model
 from pixloom.models.token_transformer import TokenCondition, TokenTransformerConfig
 from pixloom.training.task import Phase, register_task
@@ -107,7 +107,9 @@ class TokenLmTask:
             self._continue(options.init_from)
             return
         tokenizer, tokenizer_config = load_tokenizer(options.tokenizer)
-        source = None if options.warm_start is None else self._warm_source(options.warm_start)
+        source = None
+        if options.warm_start is not None:  # any mode: only the text side and blocks carry over
+            source = self._load_trained(options.warm_start, "warm_start", list(FAMILY.values()))
         if source is not None:
             architecture = {name: value for name, value in config_to_dict(source.config).items()
                             if name not in ("vocab", "grid_size", "mode", "tokenizer")}  # fmt: skip
@@ -133,8 +135,9 @@ class TokenLmTask:
 
         self.frozen = frozen_encoder(spec)
 
-    def _warm_source(self, name_or_path: str) -> nn.Module:
-        """The trained token model of task_options.warm_start, checked against the options."""
+    def _load_trained(self, name_or_path: str, field: str, families: list[str]) -> nn.Module:
+        """The trained token model that task_options.`field` names, of one of `families`,
+        conditioned the way the options ask (its text encoder, or class labels)."""
         from pixloom.models.loading import load_model
         from pixloom.training.checkpointing import resolve_trained
 
@@ -142,49 +145,29 @@ class TokenLmTask:
         try:
             model, checkpoint = load_model(resolve_trained(name_or_path))
         except CheckpointError as error:
-            raise CheckpointError(f"task_options.warm_start: {error}") from error
-        require(checkpoint.family in FAMILY.values(), "task_options.warm_start", name_or_path,
-                f"a token model ({' or '.join(FAMILY.values())}), not family "
-                f"{checkpoint.family!r}")  # fmt: skip
+            raise CheckpointError(f"task_options.{field}: {error}") from error
+        require(checkpoint.family in families, f"task_options.{field}", name_or_path,
+                f"a {' or '.join(map(repr, families))} checkpoint for mode {options.mode!r}, "
+                f"not family {checkpoint.family!r}")  # fmt: skip
         spec = model.config.text_encoder
         saved = "none" if not spec else spec["name"]
         wanted = "none" if options.class_conditional else options.text_encoder
         require(wanted == saved, "task_options.text_encoder", options.text_encoder,
-                f"{saved!r}, the encoder of the warm_start model")  # fmt: skip
+                f"{saved!r}, the encoder of the {field} model")  # fmt: skip
         require(bool(model.config.num_classes) == options.class_conditional,
                 "task_options.class_conditional", options.class_conditional,
-                f"{bool(model.config.num_classes)}, as the warm_start model was trained")  # fmt: skip
+                f"{bool(model.config.num_classes)}, as the {field} model was trained")  # fmt: skip
         return model
 
     def _continue(self, name_or_path: str) -> None:
         """Take the model, tokenizer and text encoder (vocabulary included) of a trained
         checkpoint of this mode, to train it further (fine-tuning, or more steps)."""
-        from pixloom.models.loading import load_model
         from pixloom.text.registry import frozen_encoder
-        from pixloom.training.checkpointing import resolve_trained
 
-        options = self.options
-        try:
-            model, checkpoint = load_model(resolve_trained(name_or_path))
-        except CheckpointError as error:
-            raise CheckpointError(f"task_options.init_from: {error}") from error
-        family = FAMILY[options.mode]
-        if checkpoint.family != family:
-            raise InvalidValue("task_options.init_from", name_or_path,
-                               f"a {family!r} checkpoint for mode {options.mode!r}, "
-                               f"not family {checkpoint.family!r}")  # fmt: skip
-        self.model_config = config_from_dict(TokenTransformerConfig, checkpoint.model_config,
-                                             where="task_options.init_from")  # fmt: skip
-        spec = self.model_config.text_encoder
-        saved = "none" if not spec else spec["name"]
-        wanted = "none" if options.class_conditional else options.text_encoder
-        require(wanted == saved, "task_options.text_encoder", options.text_encoder,
-                f"{saved!r}, the encoder of the init_from model")  # fmt: skip
-        require(bool(self.model_config.num_classes) == options.class_conditional,
-                "task_options.class_conditional", options.class_conditional,
-                f"{bool(self.model_config.num_classes)}, as the init_from model was trained")  # fmt: skip
+        model = self._load_trained(name_or_path, "init_from", [FAMILY[self.options.mode]])
+        self.model_config = model.config
         self.transformer = model.train()  # its tokenizer stays frozen (eval, no grads)
-        self.frozen = frozen_encoder(spec)
+        self.frozen = frozen_encoder(self.model_config.text_encoder)
 
     def modules(self) -> dict[str, nn.Module]:
         """The transformer (tokenizer and built-in text encoder inside)."""
