@@ -107,15 +107,13 @@ class TokenLmTask:
             self._continue(options.init_from)
             return
         tokenizer, tokenizer_config = load_tokenizer(options.tokenizer)
-        source = None
         if options.warm_start is not None:  # any mode: only the text side and blocks carry over
             source = self._load_trained(options.warm_start, "warm_start", list(FAMILY.values()))
-        if source is not None:
             architecture = {name: value for name, value in config_to_dict(source.config).items()
                             if name not in ("vocab", "grid_size", "mode", "tokenizer")}  # fmt: skip
             spec = architecture.pop("text_encoder")
         else:
-            architecture = options.model_config
+            source, architecture = None, options.model_config
             spec = {} if options.class_conditional else text_encoder_spec(options, dataset_info)
         classes = int(getattr(dataset_info, "num_classes", 0) or 0)
         if options.class_conditional:
@@ -147,7 +145,7 @@ class TokenLmTask:
         except CheckpointError as error:
             raise CheckpointError(f"task_options.{field}: {error}") from error
         require(checkpoint.family in families, f"task_options.{field}", name_or_path,
-                f"a {' or '.join(map(repr, families))} checkpoint for mode {options.mode!r}, "
+                f"a {' or '.join(map(repr, families))} checkpoint, "
                 f"not family {checkpoint.family!r}")  # fmt: skip
         spec = model.config.text_encoder
         saved = "none" if not spec else spec["name"]
