@@ -301,14 +301,13 @@ class CodeCache:
         return torch.from_numpy(np.stack(rows)).long().view(len(keys), *self.grid)
 
 
-def warm_start(model: nn.Module, source: nn.Module) -> list[str]:
+def warm_start(model: nn.Module, source: nn.Module) -> None:
     """Copy into `model` every weight of `source`, a token model of the same architecture on
     another tokenizer, that does not depend on the tokenizer's codes: the text encoder, prompt
     projection, null prefix, label embedding, blocks and final norm. The token embedding, the
-    output head and the tokenizer stay as they are. Returns the names copied."""
+    output head and the tokenizer stay as they are."""
     fresh = ("embed.", "head.", "tokenizer.")
     target = model.state_dict()
-    copied = []
     with torch.no_grad():
         for name, value in source.state_dict().items():
             if name.startswith(fresh) or name not in target:
@@ -317,8 +316,6 @@ def warm_start(model: nn.Module, source: nn.Module) -> list[str]:
                     f"a weight of shape {tuple(target[name].shape)}, as this model's "
                     f"(it has {tuple(value.shape)})")  # fmt: skip
             target[name].copy_(value)
-            copied.append(name)
-    return copied
 
 
 def random_mask(count: int, total: int, device: torch.device) -> torch.Tensor:
