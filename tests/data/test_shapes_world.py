@@ -203,3 +203,20 @@ def test_collate_stacks_extra_tensor_keys():
     ]
     batch = collate(items)
     assert batch["extra"].shape == (3, 2) and batch["label"].tolist() == [1, 1, 1]
+
+
+def test_clean_images_leave_out_only_the_noise_texture():
+    dataset = load_dataset("shapes", resolution=32, train_size=8, clean_images=True)
+    assert "clean_image" not in load_dataset("shapes", resolution=32, train_size=8)[0]
+    for index in range(4):
+        item, scene = dataset[index], dataset.scene(index)
+        clean = item["clean_image"]
+        rendered = torch.from_numpy(render_scene(scene, 32)).permute(2, 0, 1) * 2 - 1
+        assert torch.equal(item["image"], rendered)
+        background = np.isclose(render_scene(scene, 32, noise=False), scene.background).all(-1)
+        assert background.mean() > 0.5  # most of the canvas is background
+        flat = clean.permute(1, 2, 0).numpy()[background]
+        assert np.allclose(flat, scene.background * 2 - 1, atol=1e-6)  # one grey, no texture
+        noisy = item["image"].permute(1, 2, 0).numpy()[background]
+        assert noisy.std() > 0.01  # the texture is there in the training image
+    assert collate([dataset[0], dataset[1]])["clean_image"].shape == (2, 3, 32, 32)

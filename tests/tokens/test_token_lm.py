@@ -512,17 +512,27 @@ def test_warm_start_keeps_the_text_side_and_blocks_on_a_new_tokenizer(trained, t
         make_token_lm_task({**base, "warm_start": str(tmp_path / "none")}, info)
 
 
-def test_shapes_ar16_preset_warm_starts_on_the_16x16_tokenizer():
+@pytest.mark.parametrize("suffix", ["", "-clean"])
+def test_shapes_ar16_preset_warm_starts_on_the_16x16_tokenizer(suffix):
     from pixloom.configs import config_from_dict
     from pixloom.training.config import TrainConfig
     from pixloom.training.presets import load_preset
     from pixloom.training.tasks.token_lm import TokenLmTaskOptions
 
-    config = config_from_dict(TrainConfig, load_preset("shapes-ar16"))
+    config = config_from_dict(TrainConfig, load_preset(f"shapes-ar16{suffix}"))
     options = config_from_dict(TokenLmTaskOptions, config.task_options, where="task_options")
-    assert options.tokenizer == load_preset("shapes-vq16")["out"]
+    assert options.tokenizer == load_preset(f"shapes-vq16{suffix}")["out"]
     assert options.warm_start == load_preset("shapes-ar-continue4")["out"]
     assert options.mode == "raster" and not options.model_config and config.compile
+    if suffix:  # the A/B twin: only the tokenizer and the run folder differ
+        plain = load_preset("shapes-ar16")
+        twin = load_preset(f"shapes-ar16{suffix}")
+        assert {k: v for k, v in twin.items() if k not in ("task_options", "out")} == {
+            k: v for k, v in plain.items() if k not in ("task_options", "out")
+        }
+        assert {**twin["task_options"], "tokenizer": None} == {
+            **plain["task_options"], "tokenizer": None
+        }
 
 
 def _assert_shipped_from(name, preset):

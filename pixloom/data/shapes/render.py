@@ -124,16 +124,18 @@ def _draw(canvas: np.ndarray, obj: SceneObject, resolution: int) -> None:
     region += mask * (color - region)
 
 
-def render_scene(scene: Scene, resolution: int) -> np.ndarray:
-    """The scene as a float32 (R, R, 3) array in [0,1]."""
+def render_scene(scene: Scene, resolution: int, noise: bool = True) -> np.ndarray:
+    """The scene as a float32 (R, R, 3) array in [0,1]; `noise=False` leaves out its texture."""
     check_resolution(resolution)
-    texture = noise_bank(resolution)[scene.noise % NOISE_TEXTURES]
-    flip = scene.noise // NOISE_TEXTURES % 4
-    if flip & 1:
-        texture = texture[:, ::-1]
-    if flip & 2:
-        texture = texture[::-1]
-    canvas = texture + np.float32(scene.background)
+    canvas = np.full((resolution, resolution, 3), scene.background, dtype=np.float32)
+    if noise:
+        texture = noise_bank(resolution)[scene.noise % NOISE_TEXTURES]
+        flip = scene.noise // NOISE_TEXTURES % 4
+        if flip & 1:
+            texture = texture[:, ::-1]
+        if flip & 2:
+            texture = texture[::-1]
+        canvas += texture
     for obj in scene.objects:
         _draw(canvas, obj, resolution)
     np.clip(canvas, 0.0, 1.0, out=canvas)
