@@ -11,7 +11,7 @@ from pixloom.data.registry import collate, load_dataset
 from pixloom.data.shapes.captions import FUNCTION_WORDS, caption_scene, plural
 from pixloom.data.shapes.dataset import scene_seed
 from pixloom.data.shapes.prompts import prompt_record_to_scene, scene_to_prompt_record
-from pixloom.data.shapes.render import render_scene
+from pixloom.data.shapes.render import noise_bank, render_scene
 from pixloom.data.shapes.world import (
     COLORS,
     DEFAULT_HELDOUT_PAIRS,
@@ -205,18 +205,19 @@ def test_collate_stacks_extra_tensor_keys():
     assert batch["extra"].shape == (3, 2) and batch["label"].tolist() == [1, 1, 1]
 
 
-def test_clean_images_leave_out_only_the_noise_texture():
-    dataset = load_dataset("shapes", resolution=32, train_size=8, clean_images=True)
-    assert "clean_image" not in load_dataset("shapes", resolution=32, train_size=8)[0]
+def test_noise_false_renders_flat_backgrounds_and_leaves_the_objects():
+    noisy = load_dataset("shapes", resolution=32, train_size=8)
+    flat = load_dataset("shapes", resolution=32, train_size=8, noise=False)
     for index in range(4):
-        item, scene = dataset[index], dataset.scene(index)
-        clean = item["clean_image"]
+        scene = flat.scene(index)
+        assert scene == noisy.scene(index) and flat.caption(index) == noisy.caption(index)
         rendered = torch.from_numpy(render_scene(scene, 32)).permute(2, 0, 1) * 2 - 1
-        assert torch.equal(item["image"], rendered)
-        background = np.isclose(render_scene(scene, 32, noise=False), scene.background).all(-1)
-        assert background.mean() > 0.5  # most of the canvas is background
-        flat = clean.permute(1, 2, 0).numpy()[background]
-        assert np.allclose(flat, scene.background * 2 - 1, atol=1e-6)  # one grey, no texture
-        noisy = item["image"].permute(1, 2, 0).numpy()[background]
-        assert noisy.std() > 0.01  # the texture is there in the training image
-    assert collate([dataset[0], dataset[1]])["clean_image"].shape == (2, 3, 32, 32)
+        assert torch.equal(noisy[index]["image"], rendered)
+        clean = flat[index]["image"].permute(1, 2, 0).numpy()
+        background = np.isclose(clean, scene.background * 2 - 1, atol=1e-6).all(-1)
+        assert background.mean() > 0.5  # one grey over most of the canvas, no texture
+        noisy_background = noisy[index]["image"].permute(1, 2, 0).numpy()[background]
+        assert noisy_background.std() > 0.01  # the default render has its texture there
+        difference = render_scene(scene, 32) - render_scene(scene, 32, noise=False)
+        assert np.abs(difference).max() <= np.abs(noise_bank(32)).max() + 1e-6  # only the texture
+        assert (difference[~background] == 0).any()  # fully covered object pixels are equal

@@ -512,7 +512,7 @@ def test_warm_start_keeps_the_text_side_and_blocks_on_a_new_tokenizer(trained, t
         make_token_lm_task({**base, "warm_start": str(tmp_path / "none")}, info)
 
 
-@pytest.mark.parametrize("suffix", ["", "-clean"])
+@pytest.mark.parametrize("suffix", ["", "-flat"])
 def test_shapes_ar16_preset_warm_starts_on_the_16x16_tokenizer(suffix):
     from pixloom.configs import config_from_dict
     from pixloom.training.config import TrainConfig
@@ -524,14 +524,16 @@ def test_shapes_ar16_preset_warm_starts_on_the_16x16_tokenizer(suffix):
     assert options.tokenizer == load_preset(f"shapes-vq16{suffix}")["out"]
     assert options.warm_start == load_preset("shapes-ar-continue4")["out"]
     assert options.mode == "raster" and not options.model_config and config.compile
-    if suffix:  # the A/B twin: only the tokenizer and the run folder differ
-        plain = load_preset("shapes-ar16")
-        twin = load_preset(f"shapes-ar16{suffix}")
+    if suffix:  # the A/B twin: only the data's noise, the tokenizer and the folder differ
+        plain, twin = load_preset("shapes-ar16"), load_preset(f"shapes-ar16{suffix}")
+        assert twin.pop("data_options") == {"noise": False}
+        assert load_preset(f"shapes-vq16{suffix}")["data_options"] == {"noise": False}
         assert {k: v for k, v in twin.items() if k not in ("task_options", "out")} == {
             k: v for k, v in plain.items() if k not in ("task_options", "out")
         }
         assert {**twin["task_options"], "tokenizer": None} == {
-            **plain["task_options"], "tokenizer": None
+            **plain["task_options"],
+            "tokenizer": None,
         }
 
 

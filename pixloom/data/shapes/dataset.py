@@ -38,7 +38,7 @@ class ShapesOptions:
     test_size: int = 10_000
     heldout_pairs: list[str] = field(default_factory=lambda: list(DEFAULT_HELDOUT_PAIRS))
     max_objects: int = MAX_OBJECTS
-    clean_images: bool = False  # items also carry "clean_image": the render without noise
+    noise: bool = True  # false: flat backgrounds, without the noise texture
 
     def __post_init__(self):
         require(self.train_size >= 1, "train_size", self.train_size, "an integer >= 1")
@@ -86,17 +86,14 @@ class ShapesDataset(ImageDataset):
 
     def load_item(self, index: int) -> dict[str, Any]:
         scene = self.scene(index)
-        image = to_tensor(render_scene(scene, self.info.resolution))
-        item = {
+        image = to_tensor(render_scene(scene, self.info.resolution, self.options.noise))
+        return {
             "image": image,
             "caption": self.caption(index, scene),
             "label": -1,
             "index": index,
             "target": scene_to_target(scene),  # [9, 5] ground truth for the scene parser
         }
-        if self.options.clean_images:  # e.g. a denoising tokenizer's reconstruction target
-            item["clean_image"] = to_tensor(render_scene(scene, self.info.resolution, noise=False))
-        return item
 
 
 @register_dataset("shapes", ShapesOptions)

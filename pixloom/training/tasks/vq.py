@@ -12,10 +12,6 @@ stay frozen (and the quantizer in eval mode, so no code is restarted), so every 
 its tokens and every token model trained on them stays valid: `pixloom export --tokenizer`
 then puts the sharper decoder into such a model.
 
-`target: clean_image` makes a denoising tokenizer: the encoder sees the data's images, the
-decoder (and the discriminator's real side) the same scenes rendered without their background
-noise, so the codes stop spending entropy on noise a token model would then have to learn.
-
 The engine has no per-phase start step, so before `adversarial_start` the "d" phase returns a
 zero loss that reaches no parameter: no gradient, so AdamW skips every parameter and its
 moments stay empty; the reconstruction of the "ae" phase is cached for "d" so the
@@ -40,7 +36,6 @@ from pixloom.training.task import Phase, register_task
 from pixloom.training.tasks.gan_losses import discriminator_loss, generator_loss
 
 PREVIEW_COUNT = 8  # originals kept (from the first batch) for the preview grids
-TARGETS = ("image", "clean_image")  # what the decoder learns to reproduce
 
 
 @dataclass
@@ -58,7 +53,6 @@ class VqTaskOptions:
     adversarial_start: int = 2000  # first step of the "d" phase and of the G adversarial term
     init_from: str | None = None  # trained vq checkpoint to start from (its config is used)
     decoder_only: bool = False  # train the decoder alone: the codes stay (needs init_from)
-    target: str = "image"  # the batch key to reconstruct; "clean_image": a denoising tokenizer
 
     def __post_init__(self) -> None:
         for name in ("lr", "discriminator_lr"):
@@ -88,12 +82,6 @@ class VqTaskOptions:
             "task_options.decoder_only",
             self.decoder_only,
             "false unless task_options.init_from names the tokenizer whose decoder to train",
-        )
-        require(
-            self.target in TARGETS,
-            "task_options.target",
-            self.target,
-            f"one of {', '.join(TARGETS)} (clean_image: data_options.clean_images: true)",
         )
         require(
             "resolution" not in self.model_config,
@@ -170,9 +158,8 @@ class VqTask:
         if self.preview is None:
             self.preview = image[:PREVIEW_COUNT].detach().float().cpu().contiguous()
         key = (step, tuple(int(i) for i in batch.get("index", ())))
-        target = self.target(batch)
         if phase == "d":
-            return self.discriminator_phase(image, target, key, step)
+            return self.discriminator_phase(image, key, step)
         if self.options.decoder_only:  # the frozen half encodes as it did: no code restarts
             self.tokenizer.encoder.eval()
             self.tokenizer.quantizer.eval()
@@ -184,7 +171,7 @@ class VqTask:
         self._cache = {key: reconstruction.detach()} | {
             k: v for k, v in self._cache.items() if k[0] == step
         }
-        target = target.float()
+        target = image.float()
         l1, l2 = F.l1_loss(reconstruction, target), F.mse_loss(reconstruction, target)
         options = self.options
         loss = options.l1_weight * l1 + options.l2_weight * l2
@@ -204,27 +191,15 @@ class VqTask:
             metrics["adversarial"] = float(adversarial.detach())
         return loss, metrics
 
-    def target(self, batch: dict) -> torch.Tensor:
-        """The images the decoder should reproduce: the inputs, or their clean renders."""
-        name = self.options.target
-        require(
-            name in batch,
-            "task_options.target",
-            name,
-            "a key the dataset's items carry (clean_image: the shapes dataset with "
-            "data_options.clean_images: true)",
-        )
-        return batch[name]
-
-    def discriminator_phase(self, image: torch.Tensor, target: torch.Tensor, key: tuple, step: int):
-        """Logistic D loss on the targets vs the "ae" phase's reconstructions of this batch."""
+    def discriminator_phase(self, image: torch.Tensor, key: tuple, step: int):
+        """Logistic D loss on originals vs the "ae" phase's reconstructions of this batch."""
         if not self.adversarial(step):  # reaches no parameter: AdamW leaves D untouched
             return torch.zeros((), device=image.device, requires_grad=True), {}
         fake = self._cache.get(key)
         if fake is None:  # "d" without a preceding "ae" on this batch: reconstruct
             with torch.no_grad():
                 fake = self.tokenizer(image).float()
-        real_logits, fake_logits = self.discriminator(target), self.discriminator(fake)
+        real_logits, fake_logits = self.discriminator(image), self.discriminator(fake)
         metrics = {
             "real": float(real_logits.detach().float().mean()),
             "fake": float(fake_logits.detach().float().mean()),
