@@ -86,7 +86,7 @@ class ShapesDataset(ImageDataset):
 
     def load_item(self, index: int) -> dict[str, Any]:
         scene = self.scene(index)
-        image = to_tensor(render_scene(scene, self.info.resolution, self.options.noise))
+        image = to_tensor(render_scene(scene, self.info.resolution, noise=self.options.noise))
         return {
             "image": image,
             "caption": self.caption(index, scene),
