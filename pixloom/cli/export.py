@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--tokenizer", default=None,
-        help="a 'vq' checkpoint whose decoder replaces that of the tokenizer a token model "
-        "holds; its encoder and codebook must equal the held ones (vq task decoder_only)",
+        help="a 'vq' checkpoint whose decoder (and a text-conditioned decoder's prompt "
+        "encoder) replaces that of the tokenizer a token model holds; its encoder and "
+        "codebook must equal the held ones (vq task decoder_only)",
     )  # fmt: skip
     parser.add_argument(
         "--sampling", action="append", default=[], metavar="NAME=VALUE",

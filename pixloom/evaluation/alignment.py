@@ -110,16 +110,19 @@ def score_images(
 
 @torch.no_grad()
 def round_trip(
-    tokenizer, images: list[list[Image.Image]], batch: int = 128
+    tokenizer, images: list[list[Image.Image]], prompts: list[str], batch: int = 128
 ) -> list[list[Image.Image]]:
-    """Each image encoded to tokens and decoded again by `tokenizer`, grouped as given."""
+    """Each image encoded to tokens and decoded again by `tokenizer`, grouped as given;
+    group i's prompt is prompts[i] (read by a text-conditioned decoder only)."""
     from pixloom.pipelines.text_to_image import tensor_to_images
 
     flat = [image for group in images for image in group]
+    flat_prompts = [prompt for prompt, group in zip(prompts, images) for _ in group]
     decoded: list[Image.Image] = []
     for start in progress_bar(range(0, len(flat), batch), desc="tokenizer", leave=False):
         pixels = images_to_tensor(flat[start : start + batch])
-        decoded += tensor_to_images(tokenizer.decode(tokenizer.encode(pixels).indices))
+        codes = tokenizer.encode(pixels).indices
+        decoded += tensor_to_images(tokenizer.decode(codes, flat_prompts[start : start + batch]))
     sizes = [len(group) for group in images]
     starts = np.cumsum([0, *sizes])
     return [decoded[begin : begin + size] for begin, size in zip(starts, sizes)]
@@ -186,7 +189,7 @@ def evaluate_alignment(
             resolve_checkpoint(request.tokenizer), "tokenizer"
         )
         result["protocol"]["tokenizer"] = {"name": request.tokenizer, "sha256": checkpoint.sha256}
-        through = round_trip(tokenizer, renders)
+        through = round_trip(tokenizer, renders, [record["prompt"] for record in records])
         result["renders_through_tokenizer"] = summarize_alignment(
             records, score_images(oracle, records, through)
         )

@@ -62,10 +62,13 @@ class ReconstructionRequest:
         )
 
 
-def _batches(dataset, count: int) -> Iterator[torch.Tensor]:
-    """(B, 3, H, W) batches in [-1, 1] of the first `count` items."""
+def _batches(dataset, count: int) -> Iterator[tuple[torch.Tensor, list[str] | None]]:
+    """(B, 3, H, W) batches in [-1, 1] of the first `count` items, with their captions
+    (None for a dataset without)."""
     for start in range(0, count, BATCH):
-        yield torch.stack([dataset[i]["image"] for i in range(start, min(count, start + BATCH))])
+        items = [dataset[i] for i in range(start, min(count, start + BATCH))]
+        captions = [item["caption"] for item in items] if "caption" in items[0] else None
+        yield torch.stack([item["image"] for item in items]), captions
 
 
 def _load_tokenizer(request: ReconstructionRequest, device: torch.device):
@@ -86,9 +89,10 @@ def _reconstruct_all(tokenizer, dataset, count: int, extractor, device: torch.de
     from pixloom.metrics.quality import psnr
 
     psnrs, real, fake, indices, agree = [], [], [], [], []
-    for originals in _batches(dataset, count):
+    for originals, captions in _batches(dataset, count):
         tokens = tokenizer.encode(originals.to(device)).indices  # (B, h, w)
-        reconstructions = tokenizer.decode(tokens).float().cpu()  # clamped to [-1, 1]
+        # clamped to [-1, 1]; a text-conditioned decoder reads the captions
+        reconstructions = tokenizer.decode(tokens, captions).float().cpu()
         indices.append(tokens.cpu())
         for reference, test in zip(originals, reconstructions):
             # (3, H, W) in [-1, 1] -> (H, W, 3) in [0, 1]

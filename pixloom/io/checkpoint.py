@@ -470,16 +470,21 @@ STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32
 DEFAULT_STORAGE_DTYPE = "float16"
 
 
+DECODER_PARTS = ("decoder.", "text_encoder.")  # a tokenizer's decoding side (weights)
+DECODER_FIELDS = ("text_encoder", "text_heads")  # ... and its config fields
+
+
 def tokenizer_decoder(
     checkpoint: Checkpoint, tokenizer: str | Path
-) -> tuple[dict[str, torch.Tensor], str]:
-    """The decoder weights of the "vq" checkpoint `tokenizer`, named as in `checkpoint`,
-    and the tokenizer's sha256.
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """The decoding side of the "vq" checkpoint `tokenizer` (its decoder and a
+    text-conditioned decoder's prompt encoder) named as in `checkpoint`, the tokenizer
+    config that goes with it, and the tokenizer's sha256.
 
     `checkpoint` is a model holding a tokenizer (config "tokenizer", weights "tokenizer.*",
-    as token models do). The new tokenizer must have the same config and the same encoder
-    and codebook, bit for bit, so that every image keeps its tokens (the vq task's
-    decoder_only fine-tune gives exactly that); only its decoder then differs.
+    as token models do). The new tokenizer must have the same config but for its decoder's
+    prompt (DECODER_FIELDS) and the same encoder and codebook, bit for bit, so that every
+    image keeps its tokens (the vq task's decoder_only fine-tune gives exactly that).
     """
     new = load_checkpoint(tokenizer)
     held = checkpoint.model_config.get("tokenizer")
@@ -487,14 +492,18 @@ def tokenizer_decoder(
         raise InvalidValue("tokenizer", str(tokenizer),
                            f"no tokenizer option: {checkpoint.path} ({checkpoint.family}) "
                            "holds no tokenizer to change")  # fmt: skip
-    if new.family != "vq" or dict(new.model_config) != dict(held):
+
+    def encoding_side(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in DECODER_FIELDS}
+
+    if new.family != "vq" or encoding_side(new.model_config) != encoding_side(held):
         raise InvalidValue("tokenizer", str(tokenizer),
                            f"a 'vq' checkpoint with the config of the tokenizer in "
                            f"{checkpoint.path}: {held}")  # fmt: skip
     differing = [
         name
         for name, tensor in new.weights.items()
-        if not name.startswith("decoder.")
+        if not name.startswith(DECODER_PARTS)
         and tensor.is_floating_point()
         and not torch.equal(tensor, checkpoint.weights.get(f"tokenizer.{name}", torch.empty(0)))
     ]
@@ -503,8 +512,8 @@ def tokenizer_decoder(
                            f"the encoder and codebook of the tokenizer in {checkpoint.path}, "
                            f"bit for bit, so the codes keep their meaning ({len(differing)} "
                            f"tensors differ, e.g. {differing[0]})")  # fmt: skip
-    decoder = {f"tokenizer.{n}": t for n, t in new.weights.items() if n.startswith("decoder.")}
-    return decoder, new.sha256
+    decoder = {f"tokenizer.{n}": t for n, t in new.weights.items() if n.startswith(DECODER_PARTS)}
+    return decoder, dict(new.model_config), new.sha256
 
 
 def _averaged(
@@ -580,9 +589,16 @@ def export_checkpoint(
     record = {"dtype": dtype, "source_sha256": checkpoint.sha256}
     if average:
         checkpoint.weights, record["averaged_sha256"] = _averaged(checkpoint, average)
+    config = dict(checkpoint.config)
     if tokenizer is not None:
-        decoder, record["tokenizer_sha256"] = tokenizer_decoder(checkpoint, tokenizer)
-        checkpoint.weights.update(decoder)
+        decoder, tokenizer_config, record["tokenizer_sha256"] = tokenizer_decoder(
+            checkpoint, tokenizer
+        )
+        checkpoint.weights = {
+            n: t for n, t in checkpoint.weights.items()
+            if not n.startswith(tuple(f"tokenizer.{part}" for part in DECODER_PARTS))
+        } | decoder  # fmt: skip
+        config["model"] = {**config["model"], "tokenizer": tokenizer_config}
     weights = {}
     for name, tensor in checkpoint.weights.items():
         if tensor.is_floating_point():
@@ -595,7 +611,6 @@ def export_checkpoint(
                 )  # fmt: skip
             tensor = tensor.to(storage)
         weights[name] = tensor
-    config = dict(checkpoint.config)
     config["storage"] = record
     if sampling:
         config["sampling"] = {**(config.get("sampling") or {}), **sampling}

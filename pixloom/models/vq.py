@@ -5,19 +5,27 @@ Yu et al. 2022; or FSQ, Mentzer et al. 2023), plus the small PatchGAN of its adv
 DESIGN.md's tokenizer contract: `encode(img) -> Quantized(z, indices, loss)` and
 `decode(indices) -> img`. Images are (B, 3, H, W) in [-1, 1]; a 32 px image with
 `downsample` 4 becomes an 8x8 grid of tokens (2: 16x16), `grid_size` per side.
+
+A text-conditioned decoder (config `text_encoder`, the built-in encoder's spec) also reads
+the prompt: `decode(indices, prompts)`. Its positions cross-attend to the prompt's token
+states at the token grid and at twice its side, so a code that leaves a small object's shape
+open (a 2x2-token cross looks much like a diamond) is drawn as the prompt says. The encoder
+and the codes are the same as without it. The attention outputs start at zero, so a decoder
+fine-tuned from an unconditioned one starts as that decoder.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from pixloom.errors import require
+from pixloom.models.attention import attention
 from pixloom.models.quantizers import FiniteScalarQuantizer, Quantized, VectorQuantizer
 from pixloom.models.registry import register_model
 
@@ -43,6 +51,9 @@ class VqConfig:
     beta: float = 0.25  # vq commitment weight (VQ-VAE)
     restart_after: int = 50  # vq: training calls a code may go unused before it is restarted
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # fsq: levels per channel (1000 codes)
+    # The decoder's prompt encoder ({"name": "builtin", vocab, dim, ...}); {}: no prompt.
+    text_encoder: dict[str, Any] = field(default_factory=dict)
+    text_heads: int = 4  # heads of the decoder's cross-attention to the prompt
 
     def __post_init__(self) -> None:
         require(
@@ -80,6 +91,21 @@ class VqConfig:
             list(self.fsq_levels),
             "integers >= 2, e.g. [8, 5, 5, 5]",
         )
+        if self.text_encoder:
+            require(
+                self.text_encoder.get("name") == "builtin",
+                "model.text_encoder",
+                self.text_encoder.get("name"),
+                "the built-in encoder's spec ({'name': 'builtin', ...}) or {}: a "
+                "text-conditioned decoder trains its own encoder",
+            )
+            width = self.stage_channels[-1]
+            require(
+                self.text_heads >= 1 and width % self.text_heads == 0,
+                "model.text_heads",
+                self.text_heads,
+                f"a divisor of the decoder's first width {width}",
+            )
 
     @property
     def stage_channels(self) -> list[int]:
@@ -151,25 +177,72 @@ class Encoder(nn.Module):
         return self.net(x)
 
 
-class Decoder(nn.Module):
-    """(B, in_dim, h, w) -> (B, 3, h * downsample, w * downsample), not clamped."""
+class TextCrossAttention(nn.Module):
+    """Feature-map positions attend to a prompt's token states; a residual whose output
+    projection starts at zero (the block starts as the identity)."""
 
-    def __init__(self, config: VqConfig, in_dim: int):
+    def __init__(self, channels: int, text_dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = group_norm(channels)
+        self.query = nn.Linear(channels, channels)
+        self.key_value = nn.Linear(text_dim, 2 * channels)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, text: Any) -> Tensor:
+        """x (B, C, h, w); text a TextEmbedding (tokens (B, T, D), mask (B, T))."""
+        batch, channels, height, width = x.shape
+        heads = self.heads
+
+        def split(t: Tensor) -> Tensor:  # (B, L, C) -> (B, heads, L, C / heads)
+            return t.unflatten(-1, (heads, channels // heads)).transpose(1, 2)
+
+        q = split(self.query(self.norm(x).flatten(2).transpose(1, 2)))
+        k, v = self.key_value(text.tokens.to(x.dtype)).chunk(2, dim=-1)
+        y = attention(q, split(k), split(v), text.mask[:, None, None, :])
+        y = self.out(y.transpose(1, 2).flatten(2))  # (B, hw, C)
+        return x + y.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+class Decoder(nn.Module):
+    """(B, in_dim, h, w) -> (B, 3, h * downsample, w * downsample), not clamped.
+
+    With `text_dim`, a TextCrossAttention follows the first residual block (at the token
+    grid) and the first upsampling (twice its side); `net` keeps the unconditioned layout,
+    so an unconditioned decoder's weights load into a conditioned one."""
+
+    def __init__(self, config: VqConfig, in_dim: int, text_dim: int = 0):
         super().__init__()
         widths = config.stage_channels[::-1]
         previous = widths[0]
         layers: list[nn.Module] = [nn.Conv2d(in_dim, previous, 3, padding=1)]
         layers.append(ResBlock(previous, previous))
+        attend = {"1": previous}  # net index -> channels there
         for width in widths:
             for _ in range(config.num_res_blocks):
                 layers.append(ResBlock(previous, width))
                 previous = width
             layers.append(Upsample(width))
+            if len(attend) == 1:
+                attend[str(len(layers) - 1)] = width
         layers += [group_norm(previous), nn.SiLU(), nn.Conv2d(previous, 3, 3, padding=1)]
         self.net = nn.Sequential(*layers)
+        self.cross = nn.ModuleDict(
+            {i: TextCrossAttention(c, text_dim, config.text_heads) for i, c in attend.items()}
+            if text_dim
+            else {}
+        )
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+    def forward(self, z: Tensor, text: Any = None) -> Tensor:
+        if not self.cross:
+            return self.net(z)
+        for index, layer in enumerate(self.net):
+            z = layer(z)
+            if str(index) in self.cross:
+                z = self.cross[str(index)](z, text)
+        return z
 
 
 class VqTokenizer(nn.Module):
@@ -188,7 +261,13 @@ class VqTokenizer(nn.Module):
         else:
             self.quantizer = FiniteScalarQuantizer(config.fsq_levels)
         self.encoder = Encoder(config, self.quantizer.dim)
-        self.decoder = Decoder(config, self.quantizer.dim)
+        self.text_encoder = None
+        if config.text_encoder:
+            from pixloom.text.registry import load_text_encoder
+
+            self.text_encoder = load_text_encoder(config.text_encoder)
+        text_dim = self.text_encoder.dim if self.text_encoder is not None else 0
+        self.decoder = Decoder(config, self.quantizer.dim, text_dim)
 
     @property
     def grid_size(self) -> int:
@@ -217,12 +296,36 @@ class VqTokenizer(nn.Module):
         )
         return self.quantizer.quantize(self.encoder(img))
 
-    def decode_latents(self, z: Tensor) -> Tensor:
-        """Quantized latents (B, D, h, w) -> images (B, 3, h*ds, w*ds), not clamped."""
-        return self.decoder(z)
+    @property
+    def text_conditioned(self) -> bool:
+        """Whether the decoder reads the prompt (decode needs `prompts`)."""
+        return self.text_encoder is not None
 
-    def decode(self, indices: Tensor) -> Tensor:
-        """Token indices (B, h, w) -> images (B, 3, h*ds, w*ds) clamped to [-1, 1]."""
+    def encode_prompts(self, prompts: list[str] | None, count: int) -> Any:
+        """The decoder's TextEmbedding of `count` prompts; None when it reads none."""
+        if self.text_encoder is None:
+            return None
+        require(
+            prompts is not None and len(prompts) == count,
+            "prompts",
+            None if prompts is None else f"{len(prompts)} prompts",
+            f"one prompt per image ({count}): this tokenizer's decoder reads the prompt",
+        )
+        return self.text_encoder.encode(list(prompts))
+
+    def decode_latents(
+        self, z: Tensor, prompts: list[str] | None = None, *, text: Any = None
+    ) -> Tensor:
+        """Quantized latents (B, D, h, w) -> images (B, 3, h*ds, w*ds), not clamped.
+        `prompts` (one per image) or their encoding `text` feed a text-conditioned decoder
+        and are ignored by any other."""
+        if self.text_encoder is not None and text is None:
+            text = self.encode_prompts(prompts, z.shape[0])
+        return self.decoder(z, text)
+
+    def decode(self, indices: Tensor, prompts: list[str] | None = None) -> Tensor:
+        """Token indices (B, h, w) -> images (B, 3, h*ds, w*ds) clamped to [-1, 1];
+        `prompts` as in decode_latents."""
         require(
             bool((indices >= 0).all() and (indices < self.codebook_size).all()),
             "indices",
@@ -231,11 +334,12 @@ class VqTokenizer(nn.Module):
         )
         weight = next(self.decoder.parameters())
         z = self.quantizer.lookup(indices.to(weight.device)).to(weight.dtype)
-        return self.decode_latents(z).clamp(-1, 1)
+        return self.decode_latents(z, prompts).clamp(-1, 1)
 
     def forward(self, x: Tensor, t: Tensor | None = None, cond: object = None) -> Tensor:
-        """Reconstruction of `x` (t and cond are unused: the network contract's slots)."""
-        return self.decode_latents(self.encode(x).z)
+        """Reconstruction of `x`; `cond` is the prompts of a text-conditioned decoder (t is
+        unused: the network contract's slot)."""
+        return self.decode_latents(self.encode(x).z, cond)
 
 
 class VqDiscriminator(nn.Module):

@@ -139,7 +139,8 @@ class TokenToImagePipeline:
                                             top_p=request.top_p, **common)  # fmt: skip
                 else:
                     indices = sample_maskgit(self.model, cond, steps=request.steps, **common)
-                out.append(self.model.tokenizer.decode(indices).float())
+                row_prompts = [prompts[i] for i in rows]  # a text-conditioned decoder reads them
+                out.append(self.model.tokenizer.decode(indices, row_prompts).float())
         return torch.cat(out)
 
     def draw_batch(self, prompts: list[str], seeds: list[int], **fields: Any) -> list[Image.Image]:

@@ -181,10 +181,12 @@ def test_round_trip_keeps_each_prompt_s_images_together():
 
     from pixloom.evaluation.alignment import round_trip
 
-    identity = SimpleNamespace(encode=lambda x: SimpleNamespace(indices=x), decode=lambda x: x)
+    identity = SimpleNamespace(encode=lambda x: SimpleNamespace(indices=x), decode=lambda x, p: x)
     groups = [[Image.new("RGB", (8, 8), (10 * i, 20 * j, 30)) for j in range(n)]
               for i, n in enumerate((2, 1, 3))]  # fmt: skip
-    back = round_trip(identity, groups, batch=4)  # a batch splits the second group from the third
+    back = round_trip(
+        identity, groups, ["a", "b", "c"], batch=4
+    )  # a batch splits the second group from the third
     assert [len(group) for group in back] == [2, 1, 3]
     for before, after in zip(groups, back):
         assert [image.tobytes() for image in before] == [image.tobytes() for image in after]
@@ -217,7 +219,9 @@ def test_scene_agreement_counts_reconstructions_read_as_their_originals():
     dataset = [{"image": image} for image in images]
     flip_first = SimpleNamespace(
         encode=lambda x: SimpleNamespace(indices=x),
-        decode=lambda x: torch.cat([-x[:1], x[1:]]),  # the first reconstruction changes colour
+        decode=lambda x, prompts: torch.cat(
+            [-x[:1], x[1:]]
+        ),  # the first reconstruction changes colour
     )
     measured = _reconstruct_all(flip_first, dataset, 4, Oracle(), torch.device("cpu"))
     assert measured["agree"] == [False, True, True, True]

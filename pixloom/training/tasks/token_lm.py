@@ -258,7 +258,7 @@ class TokenLmTask:
             indices = sample_raster(model, cond, **common)
         else:
             indices = sample_maskgit(model, cond, steps=min(8, model.num_tokens), **common)
-        return tensor_to_images(model.tokenizer.decode(indices))
+        return tensor_to_images(model.tokenizer.decode(indices, list(batch["caption"])))
 
 
 class CodeCache:
