@@ -311,7 +311,7 @@ def test_fine_tune_options_are_checked_against_the_source(trained, options, fiel
     assert error.value.field == field
 
 
-def test_decoder3_preset_starts_from_the_tokenizer_inside_shapes_ar():
+def test_decoder3_preset_starts_from_the_tokenizer_shapes_ar_was_trained_with():
     from pixloom.configs import config_from_dict
     from pixloom.data.registry import DatasetInfo
     from pixloom.models.loading import load_image_tokenizer, resolve_checkpoint
@@ -321,8 +321,9 @@ def test_decoder3_preset_starts_from_the_tokenizer_inside_shapes_ar():
 
     config = config_from_dict(TrainConfig, load_preset("shapes-vq-decoder3"))
     options = config_from_dict(VqTaskOptions, config.task_options, where="task_options")
-    assert options.decoder_only and options.init_from == "shapes-ar"
+    assert options.decoder_only and options.init_from == load_preset("shapes-ar-continue4")["out"]
     assert options.adversarial_weight > 0 and options.adversarial_start == 0
+    options.init_from = "shapes-ar"  # the same encoder and codebook, in a fresh clone too
     task = VqTask(options, DatasetInfo(name=config.data, resolution=config.resolution))
     shipped, _, _ = load_image_tokenizer(resolve_checkpoint("shapes-ar"))
     images = torch.rand(2, 3, 32, 32) * 2 - 1
