@@ -65,22 +65,13 @@ def source(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def conditioned(source, tmp_path_factory):
+def conditioned(source, tmp_path_factory, tiny_vq_run):
     """Six decoder-only steps that add a text-conditioned decoder -> (TrainResult, out)."""
-    from pixloom.data.registry import load_dataset
-    from pixloom.training.config import TrainConfig
-    from pixloom.training.engine import train
-
-    out = tmp_path_factory.mktemp("vq") / "text"
     options = {"init_from": str(source), "decoder_only": True, "text_encoder": "builtin",
                "text_encoder_config": {"dim": 16, "layers": 1, "heads": 2}, "lr": 3e-3,
                "vocab_captions": 64, "adversarial_weight": 0.0}  # fmt: skip
-    config = TrainConfig(task="vq", data="shapes", resolution=16, task_options=options,
-                         steps=6, batch_size=8, out=str(out), progress=False, log_every=1,
-                         tensorboard=False, sample_every=6, precision="fp32", ema_decay=0.5,
-                         ema_warmup=0)  # fmt: skip
-    result = train(config, dataset=load_dataset("shapes", resolution=16, train_size=64))
-    return result, out
+    return tiny_vq_run(tmp_path_factory.mktemp("vq") / "text", options, steps=6, log_every=1,
+                       sample_every=6, ema_decay=0.5)  # fmt: skip
 
 
 def test_fine_tune_adds_the_prompt_and_keeps_every_code(source, conditioned):

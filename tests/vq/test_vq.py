@@ -97,19 +97,10 @@ def test_fsq_tokenizer_and_bad_configs_are_refused():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from pixloom.data.registry import load_dataset
-    from pixloom.training.config import TrainConfig
-    from pixloom.training.engine import train
-
-    out = tmp_path_factory.mktemp("vq") / "run"
+def trained(tmp_path_factory, tiny_vq_run):
     options = {"model_config": TINY, "lr": 3e-3, "adversarial_start": 20}
-    config = TrainConfig(task="vq", data="shapes", resolution=16, task_options=options,
-                         steps=30, batch_size=8, out=str(out), progress=False, log_every=1,
-                         tensorboard=False, sample_every=30, precision="fp32", ema_decay=0.9,
-                         ema_warmup=0)  # fmt: skip
-    result = train(config, dataset=load_dataset("shapes", resolution=16, train_size=64))
-    return result, out
+    return tiny_vq_run(tmp_path_factory.mktemp("vq") / "run", options, steps=30, log_every=1,
+                       sample_every=30, ema_decay=0.9)  # fmt: skip
 
 
 def test_training_reduces_loss_and_checkpoint_loads(trained):
@@ -259,20 +250,13 @@ def test_decoder_preset_fine_tunes_the_shapes_tokenizer_decoder_alone():
     assert again.decoder_only and again.init_from == config.out and again.lr < options.lr
 
 
-def test_decoder_only_fine_tune_keeps_every_code(trained, tmp_path):
-    from pixloom.data.registry import load_dataset
+def test_decoder_only_fine_tune_keeps_every_code(trained, tmp_path, tiny_vq_run):
     from pixloom.io.checkpoint import load_checkpoint
-    from pixloom.training.config import TrainConfig
-    from pixloom.training.engine import train
 
     source = trained[0].model
     options = {"init_from": str(source), "decoder_only": True, "lr": 3e-3,
                "adversarial_weight": 0.0}  # fmt: skip
-    config = TrainConfig(task="vq", data="shapes", resolution=16, task_options=options,
-                         steps=6, batch_size=8, out=str(tmp_path / "ft"), progress=False,
-                         tensorboard=False, precision="fp32", ema_decay=0.5,
-                         ema_warmup=0)  # fmt: skip
-    result = train(config, dataset=load_dataset("shapes", resolution=16, train_size=64))
+    result, _ = tiny_vq_run(tmp_path / "ft", options, steps=6, ema_decay=0.5)
     before, after = load_checkpoint(source), load_checkpoint(result.model)
     assert after.model_config == before.model_config
     for name, tensor in after.weights.items():
