@@ -313,15 +313,10 @@ class VqTokenizer(nn.Module):
         )
         return self.text_encoder.encode(list(prompts))
 
-    def decode_latents(
-        self, z: Tensor, prompts: list[str] | None = None, *, text: Any = None
-    ) -> Tensor:
+    def decode_latents(self, z: Tensor, prompts: list[str] | None = None) -> Tensor:
         """Quantized latents (B, D, h, w) -> images (B, 3, h*ds, w*ds), not clamped.
-        `prompts` (one per image) or their encoding `text` feed a text-conditioned decoder
-        and are ignored by any other."""
-        if self.text_encoder is not None and text is None:
-            text = self.encode_prompts(prompts, z.shape[0])
-        return self.decoder(z, text)
+        `prompts` (one per image) feed a text-conditioned decoder; any other ignores them."""
+        return self.decoder(z, self.encode_prompts(prompts, z.shape[0]))
 
     def decode(self, indices: Tensor, prompts: list[str] | None = None) -> Tensor:
         """Token indices (B, h, w) -> images (B, 3, h*ds, w*ds) clamped to [-1, 1];

@@ -27,6 +27,8 @@ quantizer's usage counters (dead-code restart) see each batch once.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,11 +132,12 @@ def psnr_db(reconstruction: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def start_from(
-    name_or_path: str, fields: dict[str, Any], text_spec: dict[str, Any]
+    name_or_path: str, fields: dict[str, Any], text_spec: Callable[[], dict[str, Any]]
 ) -> tuple[nn.Module, VqConfig]:
     """A trained tokenizer to go on training and its config, which `fields` must agree with.
-    `text_spec` (non-empty) gives an unconditioned tokenizer a text-conditioned decoder whose
-    new layers start as the identity; a conditioned tokenizer keeps its own."""
+    A non-empty `text_spec()` gives an unconditioned tokenizer a text-conditioned decoder
+    whose new layers start as the identity; a conditioned tokenizer keeps its own (and
+    `text_spec`, which scans captions for a vocabulary, is not called)."""
     from pixloom.training.tasks.token_lm import load_tokenizer
 
     tokenizer, stored = load_tokenizer(name_or_path, field="task_options.init_from")
@@ -142,8 +145,9 @@ def start_from(
         where = "resolution" if name == "resolution" else f"task_options.model_config.{name}"
         require(stored.get(name) == value, where, value,
                 f"{stored.get(name)!r}, as in {name_or_path} (init_from)")  # fmt: skip
-    if text_spec and not stored.get("text_encoder"):
-        config = config_from_dict(VqConfig, {**stored, "text_encoder": text_spec})
+    spec = {} if stored.get("text_encoder") else text_spec()
+    if spec:
+        config = config_from_dict(VqConfig, {**stored, "text_encoder": spec})
         conditioned = build_model("vq", config)
         missing, unexpected = conditioned.load_state_dict(tokenizer.state_dict(), strict=False)
         new = [name for name in missing if not name.startswith(("decoder.cross.", "text_encoder."))]
@@ -162,10 +166,10 @@ class VqTask:
     def __init__(self, options: VqTaskOptions, dataset_info: Any):
         self.options = options
         fields = {**options.model_config, "resolution": dataset_info.resolution}
-        text_spec = decoder_text_spec(options, dataset_info)
+        text_spec = functools.partial(decoder_text_spec, options, dataset_info)
         if options.init_from is None:
             self.model_config = config_from_dict(
-                VqConfig, {**fields, "text_encoder": text_spec}, where="task_options.model_config"
+                VqConfig, {**fields, "text_encoder": text_spec()}, where="task_options.model_config"
             )
             self.tokenizer = build_model("vq", self.model_config)
         else:
