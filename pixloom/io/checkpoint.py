@@ -572,7 +572,8 @@ def export_checkpoint(
     The training state is left behind. Loading casts the weights back to the model's own
     dtype (fp32), so only storage shrinks: float16 halves the file and keeps 11 significant
     bits, finer than the bf16 that CPU and GPU inference run in. config.json records the
-    storage dtype and the source's sha256 under "storage". `tokenizer` (a "vq" checkpoint,
+    storage dtype and the source's sha256 under "storage" (and, when the source is itself
+    an export, the source's own record under "storage.source_storage"). `tokenizer` (a "vq" checkpoint,
     see tokenizer_decoder) replaces the decoder of the tokenizer a token model holds; its
     sha256 is recorded too. `sampling` entries are added to config.json "sampling", the
     model's default request fields (checked by pipelines.text_to_image.sampling_defaults).
@@ -587,6 +588,8 @@ def export_checkpoint(
         raise InvalidValue("target", str(target), "a path other than the source checkpoint's")
     checkpoint = load_checkpoint(source)
     record = {"dtype": dtype, "source_sha256": checkpoint.sha256}
+    if checkpoint.config.get("storage"):  # an export of an export keeps the earlier lineage
+        record["source_storage"] = checkpoint.config["storage"]
     if average:
         checkpoint.weights, record["averaged_sha256"] = _averaged(checkpoint, average)
     config = dict(checkpoint.config)

@@ -116,6 +116,19 @@ class TokenCondition:
         null = torch.cat([null, torch.ones_like(null)])
         return TokenCondition(text, labels, null)
 
+    def repeat_rows(self, times: int) -> TokenCondition:
+        """Each row `times` times in a row: rows [0, 0, ..., 1, 1, ...] (best-of sampling)."""
+        text = None
+        if self.text is not None:
+            from pixloom.text.embedding import TextEmbedding
+
+            t = self.text
+            text = TextEmbedding(*(part.repeat_interleave(times, 0)
+                                   for part in (t.tokens, t.mask, t.pooled)))  # fmt: skip
+        labels = None if self.labels is None else self.labels.repeat_interleave(times, 0)
+        null = None if self.null is None else self.null.repeat_interleave(times, 0)
+        return TokenCondition(text, labels, null)
+
     def __len__(self) -> int:
         if self.text is not None:
             return self.text.tokens.shape[0]

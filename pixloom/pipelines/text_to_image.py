@@ -35,6 +35,7 @@ MAX_IMAGES = 256
 MAX_SEED = 2**63 - 1
 GAN_FAMILIES = ("mlp-gan", "dcgan", "stylegan")
 MAX_STEPS = 1000
+MAX_BEST_OF = 64
 TOKEN_FAMILIES = ("token-ar", "maskgit")
 # Request fields only some families use -> those families; the others refuse a set value.
 FIELD_FAMILIES = {
@@ -44,8 +45,11 @@ FIELD_FAMILIES = {
     "top_k": ("token-ar",),
     "top_p": ("token-ar",),
     "steps": ("maskgit",),
+    "best_of": ("token-ar",),
 }
 SAMPLING_FIELDS = tuple(name for name in FIELD_FAMILIES if name != "truncation")
+# Request fields added after PNGs were written -> the value that reproduces those PNGs.
+REPLAY_ABSENT = {"best_of": 1}
 
 
 def refuse_unused(request: TextToImageRequest, family: str) -> None:
@@ -116,6 +120,11 @@ class TextToImageRequest:
     steps: int | None = field(
         default=None, metadata=_meta(f"decoding steps, 1 to {MAX_STEPS} (maskgit)")
     )
+    best_of: int | None = field(
+        default=None,
+        metadata=_meta(f"draw 1 to {MAX_BEST_OF} token sequences per image and keep the one "
+                       "the model finds likeliest given the prompt (token-ar); default 1"),
+    )  # fmt: skip
     model: str | None = field(
         default=None, metadata=_meta(f"shipped name or checkpoint dir; default {DEFAULT_MODEL}")
     )
@@ -186,6 +195,11 @@ class TextToImageRequest:
             "top_k": (int, lambda v: v >= 1, "an integer >= 1"),
             "top_p": (number, lambda v: 0 < v <= 1, "a number in (0, 1]"),
             "steps": (int, lambda v: 1 <= v <= MAX_STEPS, f"an integer from 1 to {MAX_STEPS}"),
+            "best_of": (
+                int,
+                lambda v: 1 <= v <= MAX_BEST_OF,
+                f"an integer from 1 to {MAX_BEST_OF}",
+            ),
         }
         for name, (kind, ok, valid) in checks.items():
             value = getattr(self, name)
@@ -417,6 +431,9 @@ def replay_request(path: str | Path, request: TextToImageRequest) -> TextToImage
     stored = dict(steps[-1]["request"])
     names = {f.name for f in dataclasses.fields(TextToImageRequest)}
     stored = {k: v for k, v in stored.items() if k in names}
+    for name, value in REPLAY_ABSENT.items():  # not the model's default, which may differ
+        if name not in stored and steps[-1].get("family") in FIELD_FAMILIES[name]:
+            stored[name] = value
     stored.update(out=request.out, overwrite=request.overwrite, grid=False, from_image=None,
                   device=request.device)  # fmt: skip
     if request.model is not None:  # a checkpoint given by path (the PNG names its folder)

@@ -97,6 +97,7 @@ class TokenToImagePipeline:
             temperature=float(pick("temperature", 1.0)),
             top_k=pick("top_k", self.config.vocab) if raster else None,
             top_p=float(pick("top_p", 1.0)) if raster else None,
+            best_of=int(pick("best_of", 1)) if raster else None,
             steps=None
             if raster
             else pick("steps", min(DEFAULT_MASKGIT_STEPS, self.model.num_tokens)),
@@ -136,7 +137,8 @@ class TokenToImagePipeline:
                           "temperature": request.temperature, "generators": generators}  # fmt: skip
                 if self.family == "token-ar":
                     indices = sample_raster(self.model, cond, top_k=request.top_k,
-                                            top_p=request.top_p, **common)  # fmt: skip
+                                            top_p=request.top_p, best_of=request.best_of,
+                                            **common)  # fmt: skip
                 else:
                     indices = sample_maskgit(self.model, cond, steps=request.steps, **common)
                 row_prompts = [prompts[i] for i in rows]  # a text-conditioned decoder reads them
@@ -167,12 +169,13 @@ class TokenToImagePipeline:
                  truncation: float | None = None, precision: str | None = None,
                  guidance_scale: float | None = None, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None,
-                 steps: int | None = None) -> Result:  # fmt: skip
+                 steps: int | None = None, best_of: int | None = None) -> Result:  # fmt: skip
         """Draw `num_images` images of `prompt`; image i from seed + i."""
         request = self.resolve(
             TextToImageRequest(prompt, num_images=num_images, seed=seed, truncation=truncation,
                                precision=precision, guidance_scale=guidance_scale,
-                               temperature=temperature, top_k=top_k, top_p=top_p, steps=steps)
+                               temperature=temperature, top_k=top_k, top_p=top_p, steps=steps,
+                               best_of=best_of)
         )  # fmt: skip
         return draw_checked(
             lambda rows, chosen: self._run(

@@ -82,23 +82,36 @@ def _check(count: int, generators: list, temperature: float) -> None:
 @torch.no_grad()
 def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                  generators: list[torch.Generator], use_cache: bool = True) -> Tensor:  # fmt: skip
+                  generators: list[torch.Generator], use_cache: bool = True,
+                  best_of: int = 1) -> Tensor:  # fmt: skip
     """Raster-order autoregressive sampling (Esser et al. 2021) -> indices (count, h, w).
 
     use_cache=False recomputes the whole sequence at every step (the benchmark baseline).
     Every step draws one uniform per row, so each row's N uniforms are drawn up front in one
     call and moved to the device once: a CPU generator yields the same numbers either way,
     and a GPU step then never waits for a host-to-device copy.
+
+    best_of=K draws K sequences per image, all in one batch, and keeps the one the model
+    finds likeliest given the prompt (the highest log p(tokens | prompt), unguided), as the
+    best_of of LLM completion APIs. Image i's generator yields its K candidates' uniforms in
+    turn, so the first candidate is what best_of=1 draws and an image still replays alone.
     """
     _check(count, generators, temperature)
+    require(isinstance(best_of, int) and best_of >= 1, "best_of", best_of, "an integer >= 1")
     batch_cond, guided = _batch_condition(model, cond, count, guidance_scale)
-    rows = 2 * count if guided else count
+    n = count * best_of  # candidate rows, image-major: image i's are i*K ... i*K + K-1
+    if best_of > 1 and cond is not None:
+        batch_cond = cond.repeat_rows(best_of)
+        batch_cond = batch_cond.with_null() if guided else batch_cond
+    rows = 2 * n if guided else n
     side, total = model.config.grid_size, model.num_tokens
     device = model.embed.weight.device
-    tokens = torch.zeros(count, total, dtype=torch.long, device=device)
+    tokens = torch.zeros(n, total, dtype=torch.long, device=device)
+    log_likelihood = torch.zeros(n, device=device)
     uniforms = None
     if temperature > 0:
-        uniforms = torch.stack([torch.rand(total, generator=g) for g in generators]).to(device)
+        uniforms = torch.stack([torch.rand(best_of, total, generator=g) for g in generators])
+        uniforms = uniforms.view(n, total).to(device)
     if use_cache:
         dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(
             device.type) else model.embed.weight.dtype  # fmt: skip
@@ -106,17 +119,23 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
     for j in range(total):
         if not use_cache:
             slots = torch.cat(
-                [torch.full((count, 1), model.special, device=device), tokens[:, :j]], 1
-            )  # fmt: skip  (count, j + 1)
+                [torch.full((n, 1), model.special, device=device), tokens[:, :j]], 1
+            )  # fmt: skip  (n, j + 1)
             slots = torch.cat([slots, slots]) if guided else slots
             logits = model.run_slots(slots, batch_cond)[:, -1]  # (rows, V)
-        guided_step = guided_logits(logits, count, guidance_scale)
+        guided_step = guided_logits(logits, n, guidance_scale)
         filtered = filter_logits(guided_step.float(), top_k, top_p)
         tokens[:, j] = draw_rows(filtered, temperature, generators,
                                  None if uniforms is None else uniforms[:, j])  # fmt: skip
+        if best_of > 1:  # the conditional rows' own log-probability of the drawn token
+            log_probs = logits[:n].float().log_softmax(-1)
+            log_likelihood += log_probs.gather(-1, tokens[:, j, None])[:, 0]
         if use_cache and j + 1 < total:
             step_tokens = torch.cat([tokens[:, j]] * 2) if guided else tokens[:, j]
             logits = model.forward_step(step_tokens, cache)
+    if best_of > 1:
+        best = log_likelihood.view(count, best_of).argmax(1)
+        tokens = tokens.view(count, best_of, total)[torch.arange(count, device=device), best]
     return tokens.view(count, side, side)  # (B, h, w)
 
 

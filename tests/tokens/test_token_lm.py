@@ -167,6 +167,74 @@ def test_raster_uniforms_drawn_up_front_match_step_by_step_draws():
     assert torch.equal(fast.view(2, 16), tokens)
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_best_of_keeps_the_likeliest_of_each_images_candidates(scale):
+    """best_of=K: image i's generator yields its K candidates in turn (candidate k is what
+    best_of=1 draws after k images' worth of uniforms), and the kept one has the highest
+    log p(tokens | prompt) under the conditional model, scored here by teacher forcing."""
+    model, prompts, total, k = _model(), ["a red circle", "two blue squares"], 16, 3
+    kwargs = {"guidance_scale": scale, "temperature": 1.5}
+    best = sample_raster(model, _cond(model, prompts), count=2, best_of=k,
+                         generators=_generators([5, 6]), **kwargs)  # fmt: skip
+    for i, prompt in enumerate(prompts):
+        cond, candidates = _cond(model, [prompt]), []
+        for c in range(k):
+            generator = torch.Generator().manual_seed(5 + i)
+            torch.rand(c * total, generator=generator)  # skip the earlier candidates' draws
+            candidates.append(sample_raster(model, cond, count=1, generators=[generator],
+                                            **kwargs).flatten())  # fmt: skip
+        tokens = torch.stack(candidates)  # (K, N)
+        with torch.no_grad():
+            log_probs = model(tokens, None, _cond(model, [prompt] * k)).float().log_softmax(-1)
+        scores = log_probs.gather(-1, tokens[..., None])[..., 0].sum(1)  # (K,)
+        assert len(set(scores.tolist())) == k  # distinct candidates: the choice is tested
+        assert torch.equal(best[i].flatten(), tokens[scores.argmax()])
+    one = sample_raster(model, _cond(model, prompts), count=2, best_of=1,
+                        generators=_generators([5, 6]), **kwargs)  # fmt: skip
+    assert torch.equal(one, sample_raster(model, _cond(model, prompts), count=2,
+                                          generators=_generators([5, 6]), **kwargs))  # fmt: skip
+    uncached = sample_raster(model, _cond(model, prompts), count=2, best_of=k, use_cache=False,
+                             generators=_generators([5, 6]), **kwargs)  # fmt: skip
+    assert torch.equal(uncached, best)
+    with pytest.raises(InvalidValue, match="best_of"):
+        sample_raster(model, None, count=1, best_of=0, generators=_generators([0]))
+
+
+def test_best_of_in_the_pipeline_replays_image_by_image(trained):
+    import pixloom
+
+    pipe = pixloom.load(trained["token-ar"], device="cpu")
+    batch = pipe("a red circle", num_images=2, seed=4, best_of=3, temperature=1.5,
+                 precision="fp32")  # fmt: skip
+    alone = pipe("a red circle", seed=5, best_of=3, temperature=1.5, precision="fp32")
+    assert alone.images[0].tobytes() == batch.images[1].tobytes()
+    assert batch.metadata[0]["chain"][0]["request"]["best_of"] == 3
+
+
+def test_png_written_before_best_of_existed_replays_with_one_draw(trained, tmp_path):
+    """A stored request without best_of replays as best_of=1 (what drew it), even when the
+    model now stores another default."""
+    from PIL import Image
+
+    import pixloom
+    from pixloom.io.images import read_png_metadata, save_png
+
+    pipe = pixloom.load(trained["token-ar"], device="cpu")
+    request = TextToImageRequest("a red circle", seed=2, temperature=1.5,
+                                 out=str(tmp_path / "o"), precision="fp32")  # fmt: skip
+    (path,) = generate_files(request, pipe)
+    metadata = read_png_metadata(path)
+    del metadata["chain"][0]["request"]["best_of"]
+    old = save_png(Image.open(path), tmp_path / "old.png", metadata=metadata)
+    pipe.sampling["best_of"] = 4  # as if the checkpoint stored best_of 4
+    replay = replay_request(old, TextToImageRequest(from_image=str(old), out=str(tmp_path / "r")))
+    assert replay.best_of == 1
+    (again,) = generate_files(replay, pipe)
+    assert Image.open(again).tobytes() == Image.open(path).tobytes()
+    assert pipe("a red circle", seed=2, temperature=1.5).metadata[0]["chain"][0]["request"][
+        "best_of"] == 4  # fmt: skip
+
+
 @pytest.mark.parametrize("steps", [1, 3, 8])
 def test_maskgit_fills_every_cell_in_exactly_steps(steps):
     model = _model("maskgit")
@@ -315,6 +383,7 @@ def test_draw_pairs_calls_a_plain_pipeline_once_per_run_of_seeds():
         ("token-ar", {"top_k": 999}, "top_k"),
         ("maskgit", {"top_p": 0.9}, "top_p"),
         ("maskgit", {"steps": 17}, "steps"),
+        ("maskgit", {"best_of": 2}, "best_of"),
     ],
 )
 def test_token_pipeline_refuses_unused_or_impossible_fields(trained, family, fields, name):
@@ -335,6 +404,10 @@ def test_token_pipeline_refuses_unused_or_impossible_fields(trained, family, fie
         ({"top_p": 1.5}, "top_p"),
         ({"steps": 0}, "steps"),
         ({"steps": 2.5}, "steps"),
+        ({"best_of": 0}, "best_of"),
+        ({"best_of": 65}, "best_of"),
+        ({"best_of": 2.0}, "best_of"),
+        ({"best_of": True}, "best_of"),
     ],
 )
 def test_request_sampling_fields_validated(fields, name):
@@ -425,10 +498,21 @@ def test_export_stores_sampling_defaults_that_requests_override(trained, tmp_pat
     stored = pipe("a red circle", precision="fp32").metadata[0]["chain"][0]["request"]
     assert stored["temperature"] == 0.5 and stored["top_k"] == 8  # replay needs no defaults
 
+    again = tmp_path / "best"  # an export of the export: one more default, the lineage kept
+    assert main(["export", str(target), str(again), "--sampling", "best_of=3"]) == 0
+    from pixloom.io.checkpoint import load_checkpoint
+
+    first, second = load_checkpoint(target), load_checkpoint(again)
+    assert second.config["sampling"] == {"temperature": 0.5, "top_k": 8, "best_of": 3}
+    assert second.config["storage"]["source_sha256"] == first.sha256
+    assert second.config["storage"]["source_storage"] == first.config["storage"]
+    assert "source_storage" not in first.config["storage"]
+    assert pixloom.load(again, device="cpu").resolve(TextToImageRequest("a")).best_of == 3
+
     capsys.readouterr()
     for entry, field in [("truncation=0.5", "sampling.truncation"), ("steps=4", "sampling.steps"),
                          ("temperature=-1", "sampling.temperature"), ("temperature", "sampling"),
-                         ("top_k=two", "sampling")]:  # fmt: skip
+                         ("top_k=two", "sampling"), ("best_of=0", "sampling.best_of")]:  # fmt: skip
         assert main(["export", str(trained["token-ar"]), str(tmp_path / "bad"),
                      "--sampling", entry]) != 0, entry  # fmt: skip
         assert field in capsys.readouterr().err, entry
@@ -570,7 +654,10 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
         assert after["task_options"]["lr"] <= before["task_options"]["lr"]
         assert after["task_options"]["mode"] == "raster"
     shipped = _assert_shipped_from("shapes-ar", stages[-1])
-    assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5}
+    assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5, "best_of": 4}
+    # re-exported with best_of from the file exported from the run with the text3 decoder
+    assert shipped["storage"]["source_sha256"].startswith("6d9bfe81")
+    assert shipped["storage"]["source_storage"]["source_sha256"].startswith("72528de7")
 
 
 def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
