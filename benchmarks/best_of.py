@@ -1,9 +1,10 @@
-"""What best-of-K raster sampling costs: one image's latency and batch throughput, K side by side.
+"""What best-of-K token sampling costs: one image's latency and batch throughput, K side by side.
 
     python -m benchmarks.best_of --model shapes-ar --best-of 1 4 8
+    python -m benchmarks.best_of --model shapes-maskgit --best-of 1 4
 
 `best_of=K` draws K token sequences per image in one batch and keeps the one the model
-finds likeliest given the prompt. Two rows per K: "one image" is `pipe(prompt)` (what
+finds likeliest given the prompt (raster or MaskGIT). Two rows per K: "one image" is `pipe(prompt)` (what
 `pixloom generate` does for each image; the K candidates share one batch, so on a CPU the
 latency grows far less than K), and "batch" is `draw_batch` on `--batch` prompts (the
 evaluation path; throughput falls about K-fold). Interleaved in one run

@@ -573,9 +573,9 @@ def export_checkpoint(
     dtype (fp32), so only storage shrinks: float16 halves the file and keeps 11 significant
     bits, finer than the bf16 that CPU and GPU inference run in. config.json records the
     storage dtype and the source's sha256 under "storage" (and, when the source is itself
-    an export, the source's own record under "storage.source_storage"). `tokenizer` (a "vq" checkpoint,
-    see tokenizer_decoder) replaces the decoder of the tokenizer a token model holds; its
-    sha256 is recorded too. `sampling` entries are added to config.json "sampling", the
+    an export, the source's own record under "storage.source_storage"). `tokenizer` (a
+    "vq" checkpoint, see tokenizer_decoder) replaces the decoder of the tokenizer a token
+    model holds; its sha256 is recorded too. `sampling` entries are added to config.json "sampling", the
     model's default request fields (checked by pipelines.text_to_image.sampling_defaults).
     `average` names further checkpoints of the same model (family, model config, tensor
     names and shapes) whose weights are averaged with the source's, each counted once:

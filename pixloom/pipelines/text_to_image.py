@@ -45,7 +45,7 @@ FIELD_FAMILIES = {
     "top_k": ("token-ar",),
     "top_p": ("token-ar",),
     "steps": ("maskgit",),
-    "best_of": ("token-ar",),
+    "best_of": TOKEN_FAMILIES,
 }
 SAMPLING_FIELDS = tuple(name for name in FIELD_FAMILIES if name != "truncation")
 # Request fields added after PNGs were written -> the value that reproduces those PNGs.
@@ -123,7 +123,7 @@ class TextToImageRequest:
     best_of: int | None = field(
         default=None,
         metadata=_meta(f"draw 1 to {MAX_BEST_OF} token sequences per image and keep the one "
-                       "the model finds likeliest given the prompt (token-ar); default 1"),
+                       "the model finds likeliest given the prompt (token models); default 1"),
     )  # fmt: skip
     model: str | None = field(
         default=None, metadata=_meta(f"shipped name or checkpoint dir; default {DEFAULT_MODEL}")

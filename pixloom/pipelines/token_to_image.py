@@ -97,7 +97,7 @@ class TokenToImagePipeline:
             temperature=float(pick("temperature", 1.0)),
             top_k=pick("top_k", self.config.vocab) if raster else None,
             top_p=float(pick("top_p", 1.0)) if raster else None,
-            best_of=int(pick("best_of", 1)) if raster else None,
+            best_of=int(pick("best_of", 1)),
             steps=None
             if raster
             else pick("steps", min(DEFAULT_MASKGIT_STEPS, self.model.num_tokens)),
@@ -134,11 +134,11 @@ class TokenToImagePipeline:
                 cond = self.condition(prompts) if together else conds[prompts[rows[0]]]
                 generators = [torch.Generator().manual_seed(seeds[i]) for i in rows]
                 common = {"count": len(rows), "guidance_scale": request.guidance_scale,
-                          "temperature": request.temperature, "generators": generators}  # fmt: skip
+                          "temperature": request.temperature, "generators": generators,
+                          "best_of": request.best_of}  # fmt: skip
                 if self.family == "token-ar":
                     indices = sample_raster(self.model, cond, top_k=request.top_k,
-                                            top_p=request.top_p, best_of=request.best_of,
-                                            **common)  # fmt: skip
+                                            top_p=request.top_p, **common)  # fmt: skip
                 else:
                     indices = sample_maskgit(self.model, cond, steps=request.steps, **common)
                 row_prompts = [prompts[i] for i in rows]  # a text-conditioned decoder reads them

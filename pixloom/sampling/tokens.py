@@ -79,6 +79,37 @@ def _check(count: int, generators: list, temperature: float) -> None:
     require(temperature >= 0, "temperature", temperature, "a number >= 0")
 
 
+def _drafts(cond, count: int, best_of: int):
+    """(cond with each row repeated best_of times, draft rows): image i's drafts are rows
+    i*K ... i*K + K-1 (best-of-K sampling, as LLM completion APIs' best_of)."""
+    require(isinstance(best_of, int) and not isinstance(best_of, bool) and best_of >= 1,
+            "best_of", best_of, "an integer >= 1")  # fmt: skip
+    if best_of > 1 and cond is not None:
+        cond = cond.repeat_rows(best_of)
+    return cond, count * best_of
+
+
+def _uniforms(generators: list[torch.Generator], best_of: int, total: int, device) -> Tensor:
+    """(count * K, total) uniforms, image i's K draft rows in turn from generators[i]: with
+    K = 1 the same numbers as one torch.rand(total) per generator, so an image replays alone."""
+    rows = [torch.rand(best_of, total, generator=g) for g in generators]
+    return torch.stack(rows).view(-1, total).to(device)
+
+
+def _keep_best(tokens: Tensor, scores: Tensor, best_of: int) -> Tensor:
+    """Draft rows (count * K, N) and their scores -> (count, N), each image's best draft."""
+    if best_of == 1:
+        return tokens
+    count = tokens.shape[0] // best_of
+    best = scores.view(count, best_of).argmax(1)
+    return tokens.view(count, best_of, -1)[torch.arange(count, device=tokens.device), best]
+
+
+def _token_log_probs(logits: Tensor, tokens: Tensor) -> Tensor:
+    """log p of each given token under logits (..., V) -> (...), in fp32."""
+    return logits.float().log_softmax(-1).gather(-1, tokens[..., None])[..., 0]
+
+
 @torch.no_grad()
 def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -97,21 +128,14 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
     turn, so the first candidate is what best_of=1 draws and an image still replays alone.
     """
     _check(count, generators, temperature)
-    require(isinstance(best_of, int) and best_of >= 1, "best_of", best_of, "an integer >= 1")
-    batch_cond, guided = _batch_condition(model, cond, count, guidance_scale)
-    n = count * best_of  # candidate rows, image-major: image i's are i*K ... i*K + K-1
-    if best_of > 1 and cond is not None:
-        batch_cond = cond.repeat_rows(best_of)
-        batch_cond = batch_cond.with_null() if guided else batch_cond
+    cond, n = _drafts(cond, count, best_of)
+    batch_cond, guided = _batch_condition(model, cond, n, guidance_scale)
     rows = 2 * n if guided else n
     side, total = model.config.grid_size, model.num_tokens
     device = model.embed.weight.device
     tokens = torch.zeros(n, total, dtype=torch.long, device=device)
     log_likelihood = torch.zeros(n, device=device)
-    uniforms = None
-    if temperature > 0:
-        uniforms = torch.stack([torch.rand(best_of, total, generator=g) for g in generators])
-        uniforms = uniforms.view(n, total).to(device)
+    uniforms = _uniforms(generators, best_of, total, device) if temperature > 0 else None
     if use_cache:
         dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(
             device.type) else model.embed.weight.dtype  # fmt: skip
@@ -128,15 +152,11 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
         tokens[:, j] = draw_rows(filtered, temperature, generators,
                                  None if uniforms is None else uniforms[:, j])  # fmt: skip
         if best_of > 1:  # the conditional rows' own log-probability of the drawn token
-            log_probs = logits[:n].float().log_softmax(-1)
-            log_likelihood += log_probs.gather(-1, tokens[:, j, None])[:, 0]
+            log_likelihood += _token_log_probs(logits[:n], tokens[:, j])
         if use_cache and j + 1 < total:
             step_tokens = torch.cat([tokens[:, j]] * 2) if guided else tokens[:, j]
             logits = model.forward_step(step_tokens, cache)
-    if best_of > 1:
-        best = log_likelihood.view(count, best_of).argmax(1)
-        tokens = tokens.view(count, best_of, total)[torch.arange(count, device=device), best]
-    return tokens.view(count, side, side)  # (B, h, w)
+    return _keep_best(tokens, log_likelihood, best_of).view(count, side, side)  # (B, h, w)
 
 
 def masked_count(step: int, steps: int, total: int) -> int:
@@ -147,37 +167,51 @@ def masked_count(step: int, steps: int, total: int) -> int:
 @torch.no_grad()
 def sample_maskgit(model, cond, *, count: int, steps: int = 8, guidance_scale: float = 1.0,
                    temperature: float = 1.0, generators: list[torch.Generator],
-                   choice_temperature: float = 4.5) -> Tensor:  # fmt: skip
+                   choice_temperature: float = 4.5, best_of: int = 1) -> Tensor:  # fmt: skip
     """MaskGIT iterative decoding (Chang et al. 2022) -> indices (count, h, w).
 
     Start fully masked; at each step draw every masked cell, keep the most confident draws
     and re-mask the rest so that N cos(pi/2 t/T) stay masked (cosine schedule). Confidence is
     the drawn token's log-probability plus Gumbel noise scaled by choice_temperature (1 - t/T),
     annealed to 0. Every step unmasks at least one cell; after `steps` steps none is left.
+
+    best_of=K decodes K drafts per image in one batch and keeps the one whose tokens the
+    model found likeliest given the prompt as it committed them: the sum, over cells, of the
+    conditional (unguided) log-probability of each cell's token at the step it was kept.
+    Image i's generator yields its drafts' numbers at every step, so an image replays alone;
+    best_of=1 draws what it always did.
     """
     _check(count, generators, temperature)
     total, side = model.num_tokens, model.config.grid_size
     require(1 <= steps <= total, "steps", steps, f"an integer from 1 to {total} (the token count)")
-    batch_cond, guided = _batch_condition(model, cond, count, guidance_scale)
+    cond, n = _drafts(cond, count, best_of)
+    batch_cond, guided = _batch_condition(model, cond, n, guidance_scale)
     device = model.embed.weight.device
-    tokens = torch.full((count, total), model.special, dtype=torch.long, device=device)
+    tokens = torch.full((n, total), model.special, dtype=torch.long, device=device)
+    committed = torch.zeros(n, device=device)  # the drafts' scores (best_of > 1)
     for step in range(steps):
-        masked = tokens == model.special  # (B, N)
+        masked = tokens == model.special  # (n, N)
         remaining = int(masked[0].sum())
         inputs = torch.cat([tokens, tokens]) if guided else tokens
-        logits = guided_logits(model.run_slots(inputs, batch_cond), count, guidance_scale)
-        drawn = draw_rows(logits.float(), temperature, generators)  # (B, N)
+        raw = model.run_slots(inputs, batch_cond)
+        logits = guided_logits(raw, n, guidance_scale)
+        uniforms = _uniforms(generators, best_of, total, device) if temperature > 0 else None
+        drawn = draw_rows(logits.float(), temperature, generators, uniforms)  # (n, N)
         drawn = torch.where(masked, drawn, tokens)
         log_probs = (logits.float() / max(temperature, 1e-6)).log_softmax(-1)
-        confidence = log_probs.gather(-1, drawn[..., None])[..., 0]  # (B, N)
+        confidence = log_probs.gather(-1, drawn[..., None])[..., 0]  # (n, N)
         keep_masked = min(masked_count(step, steps, total), remaining - 1)
         if keep_masked <= 0:
-            tokens = drawn
-            continue
-        noise = torch.stack([torch.rand(total, generator=g) for g in generators]).to(device)
-        gumbel = -torch.log(-torch.log(noise.clamp(1e-20, 1 - 1e-7)))
-        confidence = confidence + choice_temperature * (1 - (step + 1) / steps) * gumbel
-        confidence = confidence.masked_fill(~masked, float("inf"))  # known cells stay known
-        lowest = confidence.topk(keep_masked, dim=-1, largest=False).indices  # (B, keep)
-        tokens = drawn.scatter(-1, lowest, model.special)
-    return tokens.view(count, side, side)  # (B, h, w)
+            kept = drawn
+        else:
+            noise = _uniforms(generators, best_of, total, device)
+            gumbel = -torch.log(-torch.log(noise.clamp(1e-20, 1 - 1e-7)))
+            confidence = confidence + choice_temperature * (1 - (step + 1) / steps) * gumbel
+            confidence = confidence.masked_fill(~masked, float("inf"))  # known cells stay known
+            lowest = confidence.topk(keep_masked, dim=-1, largest=False).indices  # (n, keep)
+            kept = drawn.scatter(-1, lowest, model.special)
+        if best_of > 1:  # cells kept at this step add their conditional log-probability
+            newly = masked & (kept != model.special)
+            committed += (_token_log_probs(raw[:n], drawn) * newly).sum(1)
+        tokens = kept
+    return _keep_best(tokens, committed, best_of).view(count, side, side)  # (B, h, w)

@@ -198,17 +198,57 @@ def test_best_of_keeps_the_likeliest_of_each_images_candidates(scale):
     assert torch.equal(uncached, best)
     with pytest.raises(InvalidValue, match="best_of"):
         sample_raster(model, None, count=1, best_of=0, generators=_generators([0]))
+    labels = TokenCondition(labels=torch.tensor([3, 7]), null=torch.tensor([False, True]))
+    repeated = labels.repeat_rows(2)  # class-conditional rows repeat the same way
+    assert repeated.labels.tolist() == [3, 3, 7, 7]
+    assert repeated.null.tolist() == [False, False, True, True]
 
 
-def test_best_of_in_the_pipeline_replays_image_by_image(trained):
+@pytest.mark.parametrize("family", ["token-ar", "maskgit"])
+def test_best_of_in_the_pipeline_replays_image_by_image(trained, family):
     import pixloom
 
-    pipe = pixloom.load(trained["token-ar"], device="cpu")
+    pipe = pixloom.load(trained[family], device="cpu")
     batch = pipe("a red circle", num_images=2, seed=4, best_of=3, temperature=1.5,
                  precision="fp32")  # fmt: skip
     alone = pipe("a red circle", seed=5, best_of=3, temperature=1.5, precision="fp32")
     assert alone.images[0].tobytes() == batch.images[1].tobytes()
     assert batch.metadata[0]["chain"][0]["request"]["best_of"] == 3
+    one = pipe("a red circle", seed=5, temperature=1.5, precision="fp32")
+    assert one.metadata[0]["chain"][0]["request"]["best_of"] == 1
+
+
+def test_maskgit_best_of_keeps_the_draft_with_the_likeliest_committed_tokens(monkeypatch):
+    """In one step every cell is committed from the fully masked grid, so a draft's score is
+    the sum of log p(token | masked grid, prompt) under the conditional rows (no guidance)."""
+    import pixloom.sampling.tokens as tokens_module
+
+    model, prompts, k = _model("maskgit"), ["a red circle", "two blue squares"], 4
+    seen = {}
+    keep_best = tokens_module._keep_best
+
+    def record(drafts, scores, best_of):
+        seen.update(drafts=drafts, scores=scores)
+        return keep_best(drafts, scores, best_of)
+
+    monkeypatch.setattr(tokens_module, "_keep_best", record)
+    best = sample_maskgit(model, _cond(model, prompts), count=2, steps=1, best_of=k,
+                          guidance_scale=2.0, temperature=1.5,
+                          generators=_generators([5, 6]))  # fmt: skip
+    drafts = seen["drafts"]  # (2 * k, 16), image-major
+    masked = torch.full_like(drafts, model.special)
+    with torch.no_grad():
+        logits = model.run_slots(masked, _cond(model, [p for p in prompts for _ in range(k)]))
+    scores = logits.float().log_softmax(-1).gather(-1, drafts[..., None])[..., 0].sum(1)
+    assert torch.allclose(seen["scores"], scores, atol=1e-4)
+    assert len(set(scores.tolist())) == 2 * k  # distinct drafts: the choice is tested
+    for i in range(2):
+        mine = scores[i * k : (i + 1) * k].argmax()
+        assert torch.equal(best[i].flatten(), drafts[i * k + mine])
+    one = sample_maskgit(model, _cond(model, prompts), count=2, steps=3, best_of=1,
+                         generators=_generators([5, 6]))  # fmt: skip
+    assert torch.equal(one, sample_maskgit(model, _cond(model, prompts), count=2, steps=3,
+                                           generators=_generators([5, 6])))  # fmt: skip
 
 
 def test_png_written_before_best_of_existed_replays_with_one_draw(trained, tmp_path):
@@ -383,7 +423,6 @@ def test_draw_pairs_calls_a_plain_pipeline_once_per_run_of_seeds():
         ("token-ar", {"top_k": 999}, "top_k"),
         ("maskgit", {"top_p": 0.9}, "top_p"),
         ("maskgit", {"steps": 17}, "steps"),
-        ("maskgit", {"best_of": 2}, "best_of"),
     ],
 )
 def test_token_pipeline_refuses_unused_or_impossible_fields(trained, family, fields, name):
@@ -421,7 +460,7 @@ def test_gan_pipeline_refuses_sampling_fields():
     generator = build_model("mlp-gan", {"resolution": 8, "z_dim": 4, "hidden": 8, "layers": 1})
     pipe = TextToImagePipeline(generator, name="g", sha256=None, family="mlp-gan", device="cpu")
     for name, value, users in [("guidance_scale", 2.0, "maskgit"), ("steps", 4, "maskgit"),
-                               ("top_k", 5, "token-ar")]:  # fmt: skip
+                               ("top_k", 5, "token-ar"), ("best_of", 2, "maskgit")]:  # fmt: skip
         request = TextToImageRequest("x", **{name: value})
         with pytest.raises(InvalidValue, match=f"{name}.*{users}"):
             pipe.resolve(request)
