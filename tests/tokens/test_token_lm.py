@@ -710,4 +710,8 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
     for before, after in zip(stages, stages[1:]):  # each continues its predecessor's run
         assert after["task_options"]["init_from"] == before["out"]
     assert all(stage["task_options"]["mode"] == "maskgit" for stage in stages)
-    assert _assert_shipped_from("shapes-maskgit", stages[-1])["sampling"] == {"temperature": 0.7}
+    shipped = _assert_shipped_from("shapes-maskgit", stages[-1])
+    assert shipped["sampling"] == {"temperature": 0.7, "best_of": 4}
+    # re-exported with best_of from the file exported from the run with the text3 decoder
+    assert shipped["storage"]["source_sha256"].startswith("e42ff0d3")
+    assert shipped["storage"]["source_storage"]["source_sha256"].startswith("498b492a")
