@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "codebook must equal the held ones (vq task decoder_only)",
     )  # fmt: skip
     parser.add_argument(
+        "--critic", default=None,
+        help="a 'critic' checkpoint (pixloom train --preset shapes-critic) put inside a token "
+        "model: its best_of drafts are then judged by the critic instead of by their "
+        "likelihood under the model",
+    )  # fmt: skip
+    parser.add_argument(
         "--sampling", action="append", default=[], metavar="NAME=VALUE",
         help="store a default request field in the copy (e.g. temperature=0.5), used when a "
         "request leaves it unset; repeatable. Fields: the generate options the family uses",
@@ -50,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_checkpoint(args.source)
     tokenizer = None if args.tokenizer is None else resolve_checkpoint(args.tokenizer)
+    critic = None if args.critic is None else resolve_checkpoint(args.critic)
     sampling = _sampling(args.sampling, load_checkpoint(source, weights=False).config)
     average = [resolve_checkpoint(other) for other in args.average]
     target = export_checkpoint(
         source, args.target, dtype=args.dtype, tokenizer=tokenizer, sampling=sampling,
-        average=average,
+        average=average, critic=critic,
     )  # fmt: skip
     written = load_checkpoint(target, weights=False)
     size = (target / WEIGHTS_FILE).stat().st_size

@@ -516,6 +516,25 @@ def tokenizer_decoder(
     return decoder, dict(new.model_config), new.sha256
 
 
+CRITIC_FAMILIES = ("token-ar", "maskgit", "mlp-gan", "dcgan", "stylegan")  # text-to-image
+# families whose best_of drafts a critic can judge
+
+
+def critic_weights(checkpoint: Checkpoint, critic: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:  # fmt: skip
+    """The "critic" checkpoint `critic`'s weights named as inside `checkpoint` ("critic.*"),
+    its model config and its sha256; `checkpoint` must be a text-to-image model (its best_of
+    drafts are what a critic judges)."""
+    if checkpoint.family not in CRITIC_FAMILIES:
+        raise InvalidValue("critic", str(critic),
+                           f"no critic option: {checkpoint.path} is a {checkpoint.family} model; "
+                           f"a critic judges the drafts of {', '.join(CRITIC_FAMILIES)} models")  # fmt: skip
+    new = load_checkpoint(critic)
+    if new.family != "critic":
+        raise InvalidValue("critic", str(critic),
+                           f"a 'critic' checkpoint (pixloom train --task critic), not {new.family}")  # fmt: skip
+    return {f"critic.{n}": t for n, t in new.weights.items()}, dict(new.model_config), new.sha256
+
+
 def _averaged(
     checkpoint: Checkpoint, others: Sequence[str | Path]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -566,6 +585,7 @@ def export_checkpoint(
     tokenizer: str | Path | None = None,
     sampling: dict[str, Any] | None = None,
     average: Sequence[str | Path] = (),
+    critic: str | Path | None = None,
 ) -> Path:
     """Copy a checkpoint for inference with its floating-point weights stored as `dtype`.
 
@@ -575,7 +595,9 @@ def export_checkpoint(
     storage dtype and the source's sha256 under "storage" (and, when the source is itself
     an export, the source's own record under "storage.source_storage"). `tokenizer` (a
     "vq" checkpoint, see tokenizer_decoder) replaces the decoder of the tokenizer a token
-    model holds; its sha256 is recorded too. `sampling` entries are added to config.json "sampling", the
+    model holds; its sha256 is recorded too. `critic` (a "critic" checkpoint) is put inside a
+    text-to-image model, replacing any it held, to judge its best_of drafts (sha256 recorded as
+    "critic_sha256"). `sampling` entries are added to config.json "sampling", the
     model's default request fields (checked by pipelines.text_to_image.sampling_defaults).
     `average` names further checkpoints of the same model (family, model config, tensor
     names and shapes) whose weights are averaged with the source's, each counted once:
@@ -602,6 +624,11 @@ def export_checkpoint(
             if not n.startswith(tuple(f"tokenizer.{part}" for part in DECODER_PARTS))
         } | decoder  # fmt: skip
         config["model"] = {**config["model"], "tokenizer": tokenizer_config}
+    if critic is not None:
+        judge, critic_config, record["critic_sha256"] = critic_weights(checkpoint, critic)
+        kept = {n: t for n, t in checkpoint.weights.items() if not n.startswith("critic.")}
+        checkpoint.weights = kept | judge
+        config["model"] = {**config["model"], "critic": critic_config}
     weights = {}
     for name, tensor in checkpoint.weights.items():
         if tensor.is_floating_point():

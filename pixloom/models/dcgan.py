@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from pixloom.errors import require
+from pixloom.models.critic import make_critic
 from pixloom.models.gan_conditioning import (
     ProjectionHead,
     TextProjection,
@@ -34,6 +35,7 @@ class DcganConfig:
     width: int = 32  # channels at full resolution; doubled per halving, capped at max_width
     max_width: int = 256  # channel cap
     text_encoder: dict[str, Any] = field(default_factory=dict)  # encoder spec; {}: uncond.
+    critic: dict[str, Any] = field(default_factory=dict)  # judges best_of drafts (export --critic)
 
     def __post_init__(self) -> None:
         side = self.resolution
@@ -84,6 +86,7 @@ class DcganGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.text_encoder = make_text_encoder(config.text_encoder)
+        self.critic = make_critic(config.critic)
         dim = text_dim(config.text_encoder)
         self.text = TextProjection(dim, config.z_dim) if dim else None
         sides = _sides(config)

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from pixloom.errors import require
+from pixloom.models.critic import make_critic
 from pixloom.models.gan_conditioning import (
     ProjectionHead,
     TextProjection,
@@ -30,6 +31,7 @@ class MlpGanConfig:
     hidden: int = 256  # width of the hidden layers
     layers: int = 2  # hidden layers of G and D
     text_encoder: dict[str, Any] = field(default_factory=dict)  # encoder spec; {}: uncond.
+    critic: dict[str, Any] = field(default_factory=dict)  # judges best_of drafts (export --critic)
 
     def __post_init__(self) -> None:
         require(4 <= self.resolution <= 64, "model.resolution", self.resolution, "4 to 64")
@@ -53,6 +55,7 @@ class MlpGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.text_encoder = make_text_encoder(config.text_encoder)
+        self.critic = make_critic(config.critic)
         dim = text_dim(config.text_encoder)
         self.text = TextProjection(dim, config.z_dim) if dim else None
         inputs = config.z_dim * (2 if dim else 1)

@@ -36,6 +36,7 @@ FAMILY_MODULES: list[str] = [
     "pixloom.models.stylegan",
     "pixloom.models.vq",
     "pixloom.models.token_transformer",
+    "pixloom.models.critic",
 ]
 
 

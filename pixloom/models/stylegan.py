@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixloom.errors import InvalidValue, require
+from pixloom.models.critic import make_critic
 from pixloom.models.gan_conditioning import (
     ProjectionHead,
     check_condition,
@@ -53,6 +54,7 @@ class StyleGanConfig:
     attention_max_side: int = 8  # cross-attention to tokens at sides <= this (0: none)
     attention_heads: int = 4
     text_encoder: dict[str, Any] = field(default_factory=dict)  # encoder spec; {}: uncond.
+    critic: dict[str, Any] = field(default_factory=dict)  # judges best_of drafts (export --critic)
 
     def __post_init__(self) -> None:
         side = self.resolution
@@ -161,6 +163,7 @@ class StyleGanGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.text_encoder = make_text_encoder(config.text_encoder)
+        self.critic = make_critic(config.critic)
         self.mapping = MappingNetwork(config)
         self.synthesis = SynthesisNetwork(config)
 

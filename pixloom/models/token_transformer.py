@@ -36,6 +36,7 @@ from torch import Tensor
 
 from pixloom.errors import InvalidValue, require
 from pixloom.models.attention import attention
+from pixloom.models.critic import make_critic
 from pixloom.models.gan_conditioning import make_text_encoder, text_dim
 from pixloom.models.registry import register_model
 
@@ -55,6 +56,8 @@ class TokenTransformerConfig:
     max_text_tokens: int = 32  # prompt token states kept (the rest is dropped)
     num_classes: int = 0  # > 0: class-conditional (one label token); 0 = none
     tokenizer: dict[str, Any] = field(default_factory=dict)  # the "vq" config; {} = none
+    critic: dict[str, Any] = field(default_factory=dict)  # a "critic" config judging best_of
+    # drafts (pixloom.models.critic; added by `pixloom export --critic`); {} = none
     tie_head: bool = False  # output head shares the token embedding
     rope_base: float = 10000.0  # rotary frequency base
 
@@ -118,13 +121,7 @@ class TokenCondition:
 
     def repeat_rows(self, times: int) -> TokenCondition:
         """Each row `times` times in a row: rows [0, 0, ..., 1, 1, ...] (best-of sampling)."""
-        text = None
-        if self.text is not None:
-            from pixloom.text.embedding import TextEmbedding
-
-            t = self.text
-            text = TextEmbedding(*(part.repeat_interleave(times, 0)
-                                   for part in (t.tokens, t.mask, t.pooled)))  # fmt: skip
+        text = None if self.text is None else self.text.repeat(times)
         labels = None if self.labels is None else self.labels.repeat_interleave(times, 0)
         null = None if self.null is None else self.null.repeat_interleave(times, 0)
         return TokenCondition(text, labels, null)
@@ -300,6 +297,7 @@ class TokenTransformer(nn.Module):
 
             self.tokenizer = build_model("vq", config.tokenizer).eval().requires_grad_(False)
             self._check_tokenizer()
+        self.critic = make_critic(config.critic)
 
     def _init_weights(self) -> None:
         """N(0, 0.02); residual output projections scaled by 1/sqrt(2 depth) (GPT-2)."""
@@ -321,10 +319,11 @@ class TokenTransformer(nn.Module):
                 raise InvalidValue(f"model.{field_name}", ours, f"the tokenizer's {name}={theirs}")
 
     def train(self, mode: bool = True) -> TokenTransformer:
-        """Train/eval mode; the frozen tokenizer always stays in eval mode."""
+        """Train/eval mode; the frozen tokenizer and critic always stay in eval mode."""
         super().train(mode)
-        if self.tokenizer is not None:
-            self.tokenizer.eval()
+        for frozen in (self.tokenizer, self.critic):
+            if frozen is not None:
+                frozen.eval()
         return self
 
     @property

@@ -45,11 +45,17 @@ FIELD_FAMILIES = {
     "top_k": ("token-ar",),
     "top_p": ("token-ar",),
     "steps": ("maskgit",),
-    "best_of": TOKEN_FAMILIES,
+    "best_of": TOKEN_FAMILIES + GAN_FAMILIES,
+    "judge": TOKEN_FAMILIES + GAN_FAMILIES,
 }
+JUDGES = ("critic", "likelihood")
 SAMPLING_FIELDS = tuple(name for name in FIELD_FAMILIES if name != "truncation")
-# Request fields added after PNGs were written -> the value that reproduces those PNGs.
-REPLAY_ABSENT = {"best_of": 1}
+# Request fields added after PNGs were written -> (the value that reproduces those PNGs, the
+# families that wrote such PNGs). A GAN PNG without `judge` drew one draft: nothing judged.
+REPLAY_ABSENT = {
+    "best_of": (1, TOKEN_FAMILIES + GAN_FAMILIES),
+    "judge": ("likelihood", TOKEN_FAMILIES),
+}
 
 
 def refuse_unused(request: TextToImageRequest, family: str) -> None:
@@ -122,8 +128,15 @@ class TextToImageRequest:
     )
     best_of: int | None = field(
         default=None,
-        metadata=_meta(f"draw 1 to {MAX_BEST_OF} token sequences per image and keep the one "
-                       "the model finds likeliest given the prompt (token models); default 1"),
+        metadata=_meta(f"draw 1 to {MAX_BEST_OF} drafts per image and keep the best: the one "
+                       "the model's critic rates highest, else (token models) the one the "
+                       "model finds likeliest given the prompt; default 1"),
+    )  # fmt: skip
+    judge: Literal["critic", "likelihood"] | None = field(
+        default=None,
+        metadata=_meta("what picks among best_of drafts: critic (the image-text critic the "
+                       "model file holds) or likelihood (a token model's own score of its "
+                       "tokens); default critic when the model holds one"),
     )  # fmt: skip
     model: str | None = field(
         default=None, metadata=_meta(f"shipped name or checkpoint dir; default {DEFAULT_MODEL}")
@@ -206,6 +219,8 @@ class TextToImageRequest:
             if value is not None:
                 typed = isinstance(value, kind) and not isinstance(value, bool)
                 require(typed and ok(value), name, value, valid)
+        if self.judge is not None:
+            require(self.judge in JUDGES, "judge", self.judge, f"one of {', '.join(JUDGES)}")
 
 
 def _is_int(value: Any) -> bool:
@@ -220,10 +235,14 @@ class Result:
     metadata: list[dict[str, Any]]
 
 
-def draw_latents(count: int, z_dim: int, *, seed: int) -> torch.Tensor:
-    """(count, z_dim) standard normal latents; row i from its own generator seeded seed + i."""
+def draw_latents(count: int, z_dim: int, *, seed: int, best_of: int = 1) -> torch.Tensor:
+    """(count * best_of, z_dim) standard normal latents, image-major: image i's best_of drafts
+    are successive draws of its own generator seeded seed + i (the first is what best_of=1
+    draws), so an image replays alone."""
     rows = [
-        torch.randn(z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(count)
+        torch.randn(z_dim, generator=generator)
+        for generator in (torch.Generator().manual_seed(seed + i) for i in range(count))
+        for _ in range(best_of)
     ]
     return torch.stack(rows)
 
@@ -266,9 +285,25 @@ class TextToImagePipeline:
 
             self.encoder = generator.text_encoder or load_text_encoder(spec)
 
+    def _refuse(self, request: TextToImageRequest) -> None:
+        """Fields this GAN cannot honour are refused by name, never ignored."""
+        refuse_unused(request, self.family)
+        require(request.judge != "likelihood", "judge", "likelihood",
+                "critic or unset: a GAN gives its drafts no likelihood")  # fmt: skip
+        if self.generator.critic is None:
+            require(request.judge is None, "judge", request.judge,
+                    f"unset: {self.name} holds no critic (pixloom export --critic adds one)")  # fmt: skip
+            best_of = (
+                self.sampling.get("best_of", 1) if request.best_of is None else request.best_of
+            )
+            require(best_of == 1, "best_of", best_of,
+                    f"1 or unset: {self.name} holds no critic to judge its drafts "
+                    "(pixloom export --critic adds one)")  # fmt: skip
+
     def resolve(self, request: TextToImageRequest) -> TextToImageRequest:
         """The request with every None replaced by this model's default."""
-        refuse_unused(request, self.family)
+        self._refuse(request)
+        judged = self.generator.critic is not None
         return dataclasses.replace(
             request,
             num_images=1 if request.num_images is None else request.num_images,
@@ -278,43 +313,55 @@ class TextToImagePipeline:
                 if request.truncation is None
                 else request.truncation
             ),
+            best_of=int(
+                self.sampling.get("best_of", 1) if request.best_of is None else request.best_of
+            ),
+            judge=(request.judge or "critic") if judged else None,
             model=request.model or self.name,
             precision=request.precision or self.precision,
         )
 
     @torch.no_grad()
-    def _run(self, prompt: str, z: torch.Tensor, psi: float, precision: str) -> torch.Tensor:
-        """Images (B, 3, R, R) float for latents z, one network call per image."""
-        cond = self.encoder.encode([prompt]) if self.encoder is not None else None
-        cond = None if cond is None else cond.to(self.device)
+    def _run(self, prompt: str, z: torch.Tensor, psi: float, precision: str,
+             best_of: int = 1) -> torch.Tensor:  # fmt: skip
+        """Images (B, 3, R, R) float for latents z (B * best_of, z_dim), image-major: one
+        network call per image on its drafts; the critic keeps the draft it rates highest."""
+        one = self.encoder.encode([prompt]) if self.encoder is not None else None
+        one = None if one is None else one.to(self.device)
+        cond = None if one is None else one.repeat(best_of)
         generator, out = self.generator, []
         center = None
         with autocast(self.device, precision):
             if self.family == "stylegan" and psi != 1:
                 center = conditional_mean_w(
-                    generator.map, cond, z_dim=self.config.z_dim, device=self.device
+                    generator.map, one, z_dim=self.config.z_dim, device=self.device
                 )
-            for row in z.to(self.device):
+            for drafts in z.to(self.device).split(best_of):
                 if self.family == "stylegan":
-                    w = generator.map(row[None], cond)
+                    w = generator.map(drafts, cond)
                     w = truncate(w, center.to(w.dtype), psi) if center is not None else w
-                    image = generator.synthesize(w, cond, noise_mode="const")
+                    images = generator.synthesize(w, cond, noise_mode="const")
                 else:
-                    image = generator(row[None] * psi, None, cond)
-                out.append(image.float())
+                    images = generator(drafts * psi, None, cond)
+                if best_of > 1:
+                    images = images[generator.critic(images, [prompt] * best_of).argmax()][None]
+                out.append(images.float())
         return torch.cat(out)
 
     def __call__(self, prompt: str, *, num_images: int = 1, seed: int = 0,
-                 truncation: float | None = None, precision: str | None = None) -> Result:  # fmt: skip
+                 truncation: float | None = None, precision: str | None = None,
+                 best_of: int | None = None, judge: str | None = None) -> Result:  # fmt: skip
         """Draw `num_images` images of `prompt`; image i from seed + i."""
         request = self.resolve(
-            TextToImageRequest(
-                prompt, num_images=num_images, seed=seed, truncation=truncation, precision=precision
-            )  # fmt: skip
-        )
-        z = draw_latents(request.num_images, self.config.z_dim, seed=request.seed)
+            TextToImageRequest(prompt, num_images=num_images, seed=seed, truncation=truncation,
+                               precision=precision, best_of=best_of, judge=judge)
+        )  # fmt: skip
+        k = request.best_of
+        z = draw_latents(request.num_images, self.config.z_dim, seed=request.seed, best_of=k)
+        z = z.view(request.num_images, k, -1)
         return draw_checked(
-            lambda rows, chosen: self._run(request.prompt, z[rows], request.truncation, chosen),
+            lambda rows, chosen: self._run(request.prompt, z[rows].flatten(0, 1),
+                                           request.truncation, chosen, best_of=k),
             request, resolve_precision(request.precision, self.device), self,
         )  # fmt: skip
 
@@ -431,8 +478,8 @@ def replay_request(path: str | Path, request: TextToImageRequest) -> TextToImage
     stored = dict(steps[-1]["request"])
     names = {f.name for f in dataclasses.fields(TextToImageRequest)}
     stored = {k: v for k, v in stored.items() if k in names}
-    for name, value in REPLAY_ABSENT.items():  # not the model's default, which may differ
-        if name not in stored and steps[-1].get("family") in FIELD_FAMILIES[name]:
+    for name, (value, families) in REPLAY_ABSENT.items():  # not the model's default now
+        if name not in stored and steps[-1].get("family") in families:
             stored[name] = value
     stored.update(out=request.out, overwrite=request.overwrite, grid=False, from_image=None,
                   device=request.device)  # fmt: skip

@@ -72,6 +72,10 @@ class TokenToImagePipeline:
         if request.top_k is not None:
             require(request.top_k <= self.config.vocab, "top_k", request.top_k,
                     f"at most the vocabulary size {self.config.vocab}")  # fmt: skip
+        if request.judge == "critic":
+            require(self.model.critic is not None, "judge", "critic",
+                    f"likelihood or unset: {self.name} holds no critic "
+                    "(pixloom export --critic adds one)")  # fmt: skip
         if request.steps is not None:
             total = self.model.num_tokens
             require(request.steps <= total, "steps", request.steps,
@@ -98,6 +102,7 @@ class TokenToImagePipeline:
             top_k=pick("top_k", self.config.vocab) if raster else None,
             top_p=float(pick("top_p", 1.0)) if raster else None,
             best_of=int(pick("best_of", 1)),
+            judge=pick("judge", "likelihood" if self.model.critic is None else "critic"),
             steps=None
             if raster
             else pick("steps", min(DEFAULT_MASKGIT_STEPS, self.model.num_tokens)),
@@ -133,17 +138,31 @@ class TokenToImagePipeline:
             for rows in groups:
                 cond = self.condition(prompts) if together else conds[prompts[rows[0]]]
                 generators = [torch.Generator().manual_seed(seeds[i]) for i in rows]
+                row_prompts = [prompts[i] for i in rows]  # a text-conditioned decoder reads them
                 common = {"count": len(rows), "guidance_scale": request.guidance_scale,
                           "temperature": request.temperature, "generators": generators,
-                          "best_of": request.best_of}  # fmt: skip
+                          "best_of": request.best_of,
+                          "judge": self._judge(request, row_prompts)}  # fmt: skip
                 if self.family == "token-ar":
                     indices = sample_raster(self.model, cond, top_k=request.top_k,
                                             top_p=request.top_p, **common)  # fmt: skip
                 else:
                     indices = sample_maskgit(self.model, cond, steps=request.steps, **common)
-                row_prompts = [prompts[i] for i in rows]  # a text-conditioned decoder reads them
                 out.append(self.model.tokenizer.decode(indices, row_prompts).float())
         return torch.cat(out)
+
+    def _judge(self, request: TextToImageRequest, prompts: list[str]):
+        """The critic's scores of best_of drafts (count * K, h, w) of `prompts` (row i's K
+        drafts in a row), or None: the sampler then scores drafts by their likelihood."""
+        if request.judge != "critic" or request.best_of == 1:
+            return None
+        drafts = [prompt for prompt in prompts for _ in range(request.best_of)]
+
+        def judge(tokens: torch.Tensor) -> torch.Tensor:
+            images = self.model.tokenizer.decode(tokens, drafts)
+            return self.model.critic(images, drafts)
+
+        return judge
 
     def draw_batch(self, prompts: list[str], seeds: list[int], **fields: Any) -> list[Image.Image]:
         """One image per (prompt, seed) pair, all rows in one batch; `fields` as in __call__.
@@ -169,13 +188,14 @@ class TokenToImagePipeline:
                  truncation: float | None = None, precision: str | None = None,
                  guidance_scale: float | None = None, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None,
-                 steps: int | None = None, best_of: int | None = None) -> Result:  # fmt: skip
+                 steps: int | None = None, best_of: int | None = None,
+                 judge: str | None = None) -> Result:  # fmt: skip
         """Draw `num_images` images of `prompt`; image i from seed + i."""
         request = self.resolve(
             TextToImageRequest(prompt, num_images=num_images, seed=seed, truncation=truncation,
                                precision=precision, guidance_scale=guidance_scale,
                                temperature=temperature, top_k=top_k, top_p=top_p, steps=steps,
-                               best_of=best_of)
+                               best_of=best_of, judge=judge)
         )  # fmt: skip
         return draw_checked(
             lambda rows, chosen: self._run(

@@ -96,10 +96,15 @@ def _uniforms(generators: list[torch.Generator], best_of: int, total: int, devic
     return torch.stack(rows).view(-1, total).to(device)
 
 
-def _keep_best(tokens: Tensor, scores: Tensor, best_of: int) -> Tensor:
-    """Draft rows (count * K, N) and their scores -> (count, N), each image's best draft."""
+def _keep_best(tokens: Tensor, scores: Tensor, best_of: int, judge=None, side: int = 0) -> Tensor:
+    """Draft rows (count * K, N) and their scores -> (count, N), each image's best draft;
+    `judge`, when given, scores the drafts (count * K, side, side) instead."""
     if best_of == 1:
         return tokens
+    if judge is not None:
+        scores = judge(tokens.view(-1, side, side)).to(tokens.device)
+        require(scores.shape == (tokens.shape[0],), "judge", tuple(scores.shape),
+                f"one score per draft: ({tokens.shape[0]},)")  # fmt: skip
     count = tokens.shape[0] // best_of
     best = scores.view(count, best_of).argmax(1)
     return tokens.view(count, best_of, -1)[torch.arange(count, device=tokens.device), best]
@@ -114,7 +119,7 @@ def _token_log_probs(logits: Tensor, tokens: Tensor) -> Tensor:
 def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   generators: list[torch.Generator], use_cache: bool = True,
-                  best_of: int = 1) -> Tensor:  # fmt: skip
+                  best_of: int = 1, judge=None) -> Tensor:  # fmt: skip
     """Raster-order autoregressive sampling (Esser et al. 2021) -> indices (count, h, w).
 
     use_cache=False recomputes the whole sequence at every step (the benchmark baseline).
@@ -126,6 +131,8 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
     finds likeliest given the prompt (the highest log p(tokens | prompt), unguided), as the
     best_of of LLM completion APIs. Image i's generator yields its K candidates' uniforms in
     turn, so the first candidate is what best_of=1 draws and an image still replays alone.
+    `judge` (drafts (count * K, h, w) -> scores (count * K,)), when given, chooses instead:
+    the pipeline passes the model's critic there (pixloom.models.critic).
     """
     _check(count, generators, temperature)
     cond, n = _drafts(cond, count, best_of)
@@ -151,12 +158,12 @@ def sample_raster(model, cond, *, count: int, guidance_scale: float = 1.0,
         filtered = filter_logits(guided_step.float(), top_k, top_p)
         tokens[:, j] = draw_rows(filtered, temperature, generators,
                                  None if uniforms is None else uniforms[:, j])  # fmt: skip
-        if best_of > 1:  # the conditional rows' own log-probability of the drawn token
+        if best_of > 1 and judge is None:  # the conditional rows' log-probability of the token
             log_likelihood += _token_log_probs(logits[:n], tokens[:, j])
         if use_cache and j + 1 < total:
             step_tokens = torch.cat([tokens[:, j]] * 2) if guided else tokens[:, j]
             logits = model.forward_step(step_tokens, cache)
-    return _keep_best(tokens, log_likelihood, best_of).view(count, side, side)  # (B, h, w)
+    return _keep_best(tokens, log_likelihood, best_of, judge, side).view(count, side, side)
 
 
 def masked_count(step: int, steps: int, total: int) -> int:
@@ -167,7 +174,8 @@ def masked_count(step: int, steps: int, total: int) -> int:
 @torch.no_grad()
 def sample_maskgit(model, cond, *, count: int, steps: int = 8, guidance_scale: float = 1.0,
                    temperature: float = 1.0, generators: list[torch.Generator],
-                   choice_temperature: float = 4.5, best_of: int = 1) -> Tensor:  # fmt: skip
+                   choice_temperature: float = 4.5, best_of: int = 1,
+                   judge=None) -> Tensor:  # fmt: skip
     """MaskGIT iterative decoding (Chang et al. 2022) -> indices (count, h, w).
 
     Start fully masked; at each step draw every masked cell, keep the most confident draws
@@ -179,7 +187,8 @@ def sample_maskgit(model, cond, *, count: int, steps: int = 8, guidance_scale: f
     model found likeliest given the prompt as it committed them: the sum, over cells, of the
     conditional (unguided) log-probability of each cell's token at the step it was kept.
     Image i's generator yields its drafts' numbers at every step, so an image replays alone;
-    best_of=1 draws what it always did.
+    best_of=1 draws what it always did. `judge` chooses instead when given, as in
+    sample_raster.
     """
     _check(count, generators, temperature)
     total, side = model.num_tokens, model.config.grid_size
@@ -209,8 +218,8 @@ def sample_maskgit(model, cond, *, count: int, steps: int = 8, guidance_scale: f
             confidence = confidence.masked_fill(~masked, float("inf"))  # known cells stay known
             lowest = confidence.topk(keep_masked, dim=-1, largest=False).indices  # (n, keep)
             kept = drawn.scatter(-1, lowest, model.special)
-        if best_of > 1:  # cells kept at this step add their conditional log-probability
+        if best_of > 1 and judge is None:  # cells kept now add their conditional log-prob
             newly = masked & (kept != model.special)
             committed += (_token_log_probs(raw[:n], drawn) * newly).sum(1)
         tokens = kept
-    return _keep_best(tokens, committed, best_of).view(count, side, side)  # (B, h, w)
+    return _keep_best(tokens, committed, best_of, judge, side).view(count, side, side)

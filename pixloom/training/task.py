@@ -80,6 +80,7 @@ TASK_MODULES: list[str] = [
     "pixloom.training.tasks.gan",
     "pixloom.training.tasks.vq",
     "pixloom.training.tasks.token_lm",
+    "pixloom.training.tasks.critic",
 ]
 
 

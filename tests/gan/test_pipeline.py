@@ -109,7 +109,7 @@ def test_request_validation_names_field(fields, name):
 def test_black_output_retried_then_reported(pipe, monkeypatch):
     calls = []
 
-    def black(prompt, z, psi, precision):
+    def black(prompt, z, psi, precision, best_of=1):
         calls.append(precision)
         return torch.full((len(z), 3, 16, 16), -1.0)
 
@@ -123,8 +123,8 @@ def test_black_output_retried_then_reported(pipe, monkeypatch):
 def test_nan_in_bf16_recovers_in_fp32(pipe, monkeypatch):
     original = pipe._run
 
-    def flaky(prompt, z, psi, precision):
-        images = original(prompt, z, psi, "fp32")
+    def flaky(prompt, z, psi, precision, best_of=1):
+        images = original(prompt, z, psi, "fp32", best_of)
         return images * float("nan") if precision == "bf16" else images
 
     monkeypatch.setattr(pipe, "_run", flaky)
