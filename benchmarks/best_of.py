@@ -1,13 +1,15 @@
-"""What best-of-K token sampling costs: one image's latency and batch throughput, K side by side.
+"""What best-of-K sampling costs: one image's latency and batch throughput, K side by side.
 
     python -m benchmarks.best_of --model shapes-ar --best-of 1 4 8
     python -m benchmarks.best_of --model shapes-maskgit --best-of 1 4
+    python -m benchmarks.best_of --model shapes-t2i --best-of 1 16   # a GAN judged by its critic
 
-`best_of=K` draws K token sequences per image in one batch and keeps the one the model
-finds likeliest given the prompt (raster or MaskGIT). Two rows per K: "one image" is `pipe(prompt)` (what
-`pixloom generate` does for each image; the K candidates share one batch, so on a CPU the
-latency grows far less than K), and "batch" is `draw_batch` on `--batch` prompts (the
-evaluation path; throughput falls about K-fold). Interleaved in one run
+`best_of=K` draws K drafts per image in one batch and keeps the one the model's critic
+rates highest (or, for a token model without one, the one it finds likeliest). Two rows
+per K: "one image" is `pipe(prompt)` (what `pixloom generate` does for each image; the K
+drafts share one batch, so on a CPU the latency grows far less than K), and "batch" is
+`draw_pairs` on `--batch` prompts (the evaluation path: one batch for token models, one
+call per run of seeds for GANs; throughput falls about K-fold). Interleaved in one run
 (benchmarks.table.time_side_by_side); ratios are to best_of=1.
 """
 
@@ -24,6 +26,7 @@ def main() -> None:
     """Print a table of seconds and images/s per best_of, with ratios to best_of=1."""
     import pixloom
     from pixloom.devices import cpu_has_fast_bf16
+    from pixloom.pipelines.text_to_image import draw_pairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="shapes-ar")
@@ -35,8 +38,8 @@ def main() -> None:
     one, batch = {}, {}
     for k in args.best_of:
         one[f"one image, best_of {k}"] = lambda k=k: pipe(PROMPT, seed=0, best_of=k)
-        batch[f"batch {args.batch}, best_of {k}"] = lambda k=k: pipe.draw_batch(
-            [PROMPT] * args.batch, list(range(args.batch)), best_of=k
+        batch[f"batch {args.batch}, best_of {k}"] = lambda k=k: draw_pairs(
+            pipe, [PROMPT] * args.batch, list(range(args.batch)), best_of=k
         )
     rows = []
     for candidates, images in ((one, 1), (batch, args.batch)):
