@@ -22,6 +22,13 @@ import torch
 from benchmarks.table import markdown_table
 
 
+def _kept(correct: torch.Tensor, scores: torch.Tensor) -> float:
+    """Share of images (rows of `correct`, one column per draft) whose highest-scored draft
+    is correct."""
+    best = scores.view(correct.shape).argmax(1)
+    return correct[torch.arange(correct.shape[0]), best].mean().item()
+
+
 def main() -> None:
     """Print one row per suite."""
     import pixloom
@@ -74,14 +81,10 @@ def main() -> None:
         groups = [pictures[i * per_record : (i + 1) * per_record] for i in range(len(records))]
         verdicts = score_images(oracle, records, groups)
         correct = torch.tensor([[v == CORRECT for v in vs] for vs in verdicts]).view(-1, k).float()
-        picks = torch.arange(correct.shape[0])
-
-        def share(scores: torch.Tensor) -> float:
-            return correct[picks, scores.view(-1, k).argmax(1)].mean().item()
-
         rows.append({"suite": suite, "images": correct.shape[0],
                      "draft 0": correct[:, 0].mean().item(),
-                     "likelihood": share(likelihood), "critic": share(torch.cat(critic)),
+                     "likelihood": _kept(correct, likelihood),
+                     "critic": _kept(correct, torch.cat(critic)),
                      "any correct": correct.max(1).values.mean().item()})  # fmt: skip
         print(rows[-1], flush=True)
     print(f"model {args.model}, best_of {k}, precision {pipe.precision}")
