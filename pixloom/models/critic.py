@@ -28,7 +28,7 @@ from torch import Tensor
 from pixloom.data.transforms import resize_square
 from pixloom.errors import require
 from pixloom.models.registry import register_model
-from pixloom.models.scene_parser import ConvStage
+from pixloom.models.scene_parser import conv_stages
 from pixloom.text.builtin import encoder_layer
 
 
@@ -71,11 +71,7 @@ class ImageTextCritic(nn.Module):
         from pixloom.text.registry import load_text_encoder
 
         self.config = config
-        channels = [3, *config.widths]
-        self.stages = nn.ModuleList(
-            ConvStage(channels[i], channels[i + 1], downsample=i > 0)
-            for i in range(len(config.widths))
-        )
+        self.stages = conv_stages(config.widths)
         self.image_proj = nn.Linear(config.widths[-1], config.dim)
         self.image_position = nn.Parameter(torch.zeros(config.grid_side**2, config.dim))
         self.text_encoder = load_text_encoder(config.text_encoder)

@@ -9,6 +9,7 @@ world (as Inception's pool3 is for natural images, Heusel et al. 2017).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -65,17 +66,22 @@ class ConvStage(nn.Module):
         return x + F.silu(self.norm2(self.conv2(x)))
 
 
+def conv_stages(widths: Sequence[int]) -> nn.ModuleList:
+    """ConvStages from RGB through `widths` channels; every stage after the first halves the
+    side (the scene parser's backbone, and the critic's image stem)."""
+    channels = [3, *widths]
+    return nn.ModuleList(
+        ConvStage(channels[i], channels[i + 1], downsample=i > 0) for i in range(len(widths))
+    )
+
+
 class SceneParser(nn.Module):
     """image [B,3,R,R] in [-1,1] -> per-cell logits [B,9,CELL_OUTPUTS]."""
 
     def __init__(self, config: SceneParserConfig):
         super().__init__()
         self.config = config
-        channels = [3, *config.widths]
-        self.stages = nn.ModuleList(
-            ConvStage(channels[i], channels[i + 1], downsample=i > 0)
-            for i in range(len(config.widths))
-        )
+        self.stages = conv_stages(config.widths)
         flat = config.widths[-1] * config.pooled_side**2
         self.project = nn.Linear(flat, config.feature_dim)
         self.head = nn.Linear(config.feature_dim, GRID_CELLS * CELL_OUTPUTS)
