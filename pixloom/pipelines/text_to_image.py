@@ -285,7 +285,7 @@ class TextToImagePipeline:
 
             self.encoder = generator.text_encoder or load_text_encoder(spec)
 
-    def _refuse(self, request: TextToImageRequest) -> None:
+    def _refuse(self, request: TextToImageRequest, best_of: int) -> None:
         """Fields this GAN cannot honour are refused by name, never ignored."""
         refuse_unused(request, self.family)
         require(request.judge != "likelihood", "judge", "likelihood",
@@ -293,16 +293,14 @@ class TextToImagePipeline:
         if self.generator.critic is None:
             require(request.judge is None, "judge", request.judge,
                     f"unset: {self.name} holds no critic (pixloom export --critic adds one)")  # fmt: skip
-            best_of = (
-                self.sampling.get("best_of", 1) if request.best_of is None else request.best_of
-            )
             require(best_of == 1, "best_of", best_of,
                     f"1 or unset: {self.name} holds no critic to judge its drafts "
                     "(pixloom export --critic adds one)")  # fmt: skip
 
     def resolve(self, request: TextToImageRequest) -> TextToImageRequest:
         """The request with every None replaced by this model's default."""
-        self._refuse(request)
+        best_of = self.sampling.get("best_of", 1) if request.best_of is None else request.best_of
+        self._refuse(request, best_of)
         judged = self.generator.critic is not None
         return dataclasses.replace(
             request,
@@ -313,9 +311,7 @@ class TextToImagePipeline:
                 if request.truncation is None
                 else request.truncation
             ),
-            best_of=int(
-                self.sampling.get("best_of", 1) if request.best_of is None else request.best_of
-            ),
+            best_of=int(best_of),
             judge=(request.judge or "critic") if judged else None,
             model=request.model or self.name,
             precision=request.precision or self.precision,
