@@ -65,16 +65,36 @@ class BuiltinTextConfig:
         require(self.max_length >= 2, "text_encoder.max_length", self.max_length, ">= 2")
 
 
+def attend(
+    module: nn.MultiheadAttention,
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`module`'s attention, with its own weights, of x (B, S, D) over `context` (B, L, D; x
+    itself when None) with key mask (B, L) or None, through pixloom.models.attention (whose CPU
+    bf16 backward is the fast one; the module's own call would take PyTorch's fused kernel)."""
+    batch, length, dim = x.shape
+    heads = module.num_heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, heads, T, D / heads)
+        return t.view(batch, t.shape[1], heads, dim // heads).transpose(1, 2)
+
+    if context is None:
+        qkv = F.linear(x, module.in_proj_weight, module.in_proj_bias)
+        q, k, v = qkv.view(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    else:
+        weights, biases = module.in_proj_weight.chunk(3), module.in_proj_bias.chunk(3)
+        q = split(F.linear(x, weights[0], biases[0]))
+        k, v = (split(F.linear(context, w, b)) for w, b in zip(weights[1:], biases[1:]))
+    y = attention(q, k, v, None if mask is None else mask[:, None, None, :])
+    return module.out_proj(y.transpose(1, 2).reshape(batch, length, dim))
+
+
 def encoder_layer(block: nn.TransformerEncoderLayer, x: torch.Tensor, mask: torch.Tensor):
     """A pre-norm nn.TransformerEncoderLayer (dropout 0) on x (B, T, D) with key mask (B, T),
-    its own weights, through pixloom.models.attention (whose CPU bf16 backward is the fast one;
-    the layer's own call would take PyTorch's fused kernel)."""
-    batch, length, dim = x.shape
-    heads = block.self_attn.num_heads
-    qkv = F.linear(block.norm1(x), block.self_attn.in_proj_weight, block.self_attn.in_proj_bias)
-    q, k, v = qkv.view(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
-    y = attention(q, k, v, mask[:, None, None, :])  # (B, heads, T, D / heads)
-    x = x + block.self_attn.out_proj(y.transpose(1, 2).reshape(batch, length, dim))
+    its own weights, through `attend`."""
+    x = x + attend(block.self_attn, block.norm1(x), mask)
     return x + block.linear2(block.activation(block.linear1(block.norm2(x))))
 
 
