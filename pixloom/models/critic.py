@@ -8,7 +8,10 @@ ALBEF, a contrastive term on pooled image and caption embeddings (`embeddings`) 
 alongside, so that the image features carry what the words name before the fusion layers
 have to find it. Joint
 attention, not two pooled vectors compared, because binding ("a red circle and a blue
-square" against the swapped colours) needs the words to find their objects.
+square" against the swapped colours) needs the words to find their objects. Two fusions:
+"joint" reads [CLS], the words and the cells as one sequence; "cross" is ALBEF's own, the
+words reading each other and then the cells (cross-attention) in every layer, so the cells
+are encoded once per image however many captions it is read against.
 
 It is trained from captions alone (task "critic", pixloom.training.tasks.critic), and its
 use is to judge drafts: a token model's `best_of` keeps the draft the critic rates highest
@@ -29,7 +32,9 @@ from pixloom.data.transforms import resize_square
 from pixloom.errors import require
 from pixloom.models.registry import register_model
 from pixloom.models.scene_parser import conv_stages
-from pixloom.text.builtin import encoder_layer
+from pixloom.text.builtin import attend, encoder_layer
+
+FUSIONS = ("joint", "cross")
 
 
 @dataclass
@@ -42,6 +47,12 @@ class CriticConfig:
     depth: int = 2  # joint transformer layers
     heads: int = 4
     embed_dim: int = 64  # width of the contrastive image and caption embeddings (training)
+    fusion: str = "joint"  # "joint": [CLS], words and cells in one sequence; "cross": [CLS]
+    # and the words read each other and then the cells in every layer (ALBEF's fusion encoder),
+    # so the cells pass through `image_depth` layers once per image, not once per caption
+    image_depth: int = 0  # self-attention layers over the cells before fusion ("cross" only)
+    grounding: bool = False  # add a phrase-cell grounding score to the logit: each word with
+    # its neighbours, best cosine over the cells, a learned weighted mean over the words
 
     def __post_init__(self) -> None:
         require(self.text_encoder.get("name") == "builtin", "model.text_encoder",
@@ -56,6 +67,10 @@ class CriticConfig:
         require(self.heads >= 1 and self.dim % self.heads == 0, "model.heads", self.heads,
                 f"a divisor of dim={self.dim}")  # fmt: skip
         require(self.embed_dim >= 1, "model.embed_dim", self.embed_dim, "an integer >= 1")
+        require(self.fusion in FUSIONS, "model.fusion", self.fusion, f"one of {FUSIONS}")
+        require(self.image_depth >= 0 and (self.image_depth == 0 or self.fusion == "cross"),
+                "model.image_depth", self.image_depth,
+                'an integer >= 0, and 0 unless fusion is "cross"')  # fmt: skip
 
     @property
     def grid_side(self) -> int:
@@ -77,25 +92,45 @@ class ImageTextCritic(nn.Module):
         self.text_encoder = load_text_encoder(config.text_encoder)
         self.text_proj = nn.Linear(self.text_encoder.dim, config.dim)
         self.cls = nn.Parameter(torch.zeros(config.dim))
+        layer = (
+            nn.TransformerEncoderLayer if config.fusion == "joint" else nn.TransformerDecoderLayer
+        )
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(config.dim, config.heads, 4 * config.dim, dropout=0.0,
-                                       batch_first=True, norm_first=True)
+            layer(config.dim, config.heads, 4 * config.dim, dropout=0.0, batch_first=True,
+                  norm_first=True)
             for _ in range(config.depth)
         )  # fmt: skip
+        self.image_blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(config.dim, config.heads, 4 * config.dim, dropout=0.0,
+                                       batch_first=True, norm_first=True)
+            for _ in range(config.image_depth)
+        )  # fmt: skip
+        if config.fusion == "cross":
+            self.cell_norm = nn.LayerNorm(config.dim)  # the cells as every fusion layer reads them
         self.norm = nn.LayerNorm(config.dim)
         self.head = nn.Linear(config.dim, 1)
+        if config.grounding:
+            # a unit per word from it and its two neighbours, so "red circle" is one unit
+            self.ground_words = nn.Conv1d(self.text_encoder.dim, config.embed_dim, 3, padding=1)
+            self.ground_cells = nn.Linear(config.dim, config.embed_dim)
+            self.ground_gate = nn.Linear(self.text_encoder.dim, 1)  # how much each word counts
+            self.ground_scale = nn.Parameter(torch.tensor(10.0))
         self.image_embed = nn.Linear(config.dim, config.embed_dim)
         self.text_embed = nn.Linear(self.text_encoder.dim, config.embed_dim)
         nn.init.normal_(self.image_position, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
 
     def image_tokens(self, images: Tensor) -> Tensor:
-        """(B, 3, R, R) -> (B, cells, dim): the conv grid, one token per cell."""
+        """(B, 3, R, R) -> (B, cells, dim): the conv grid, one token per cell (read by the
+        `image_depth` cell layers, if any)."""
         x = resize_square(images, self.config.resolution)
         for stage in self.stages:
             x = stage(x)
-        x = self.image_proj(x.flatten(2).transpose(1, 2))  # (B, cells, dim)
-        return x + self.image_position
+        x = self.image_proj(x.flatten(2).transpose(1, 2)) + self.image_position  # (B, cells, dim)
+        every = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        for block in self.image_blocks:
+            x = encoder_layer(block, x, every)
+        return x
 
     def embeddings(self, image_tokens: Tensor, prompts: list[str]) -> tuple[Tensor, Tensor]:
         """Unit-length image (B, E) and caption (B, E) embeddings, compared before fusion: the
@@ -114,14 +149,40 @@ class ImageTextCritic(nn.Module):
         words = self.text_proj(text.tokens.to(image_tokens.dtype))  # (B, T, dim)
         batch = image_tokens.shape[0]
         cls = self.cls.to(image_tokens.dtype).expand(batch, 1, -1)
-        x = torch.cat([cls, words, image_tokens], 1)
-        mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=x.device),
-                          text.mask.to(x.device),
-                          torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=x.device)],
-                         1)  # fmt: skip
-        for block in self.blocks:
-            x = encoder_layer(block, x, mask)
-        return self.head(self.norm(x[:, 0]))[:, 0].float()
+        start = torch.ones(batch, 1, dtype=torch.bool, device=words.device)
+        if self.config.fusion == "cross":
+            x, mask = torch.cat([cls, words], 1), torch.cat([start, text.mask.to(words.device)], 1)
+            cells = self.cell_norm(image_tokens)
+            for block in self.blocks:
+                x = x + attend(block.self_attn, block.norm1(x), mask)
+                x = x + attend(block.multihead_attn, block.norm2(x), context=cells)
+                x = x + block.linear2(block.activation(block.linear1(block.norm3(x))))
+        else:
+            x = torch.cat([cls, words, image_tokens], 1)
+            every = torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=x.device)
+            mask = torch.cat([start, text.mask.to(x.device), every], 1)
+            for block in self.blocks:
+                x = encoder_layer(block, x, mask)
+        logits = self.head(self.norm(x[:, 0]))[:, 0].float()
+        if self.config.grounding:
+            logits = logits + self.grounding(image_tokens, text.tokens, text.mask)
+        return logits
+
+    def grounding(self, image_tokens: Tensor, words: Tensor, mask: Tensor) -> Tensor:
+        """Image tokens (B, cells, dim), word states (B, T, D) and their mask (B, T) -> (B,):
+        each word read with its two neighbours (a 3-word unit: "red circle" is one), the unit's
+        best cosine over the cells, averaged with learned word weights and scaled (after FILIP's
+        late interaction, Yao et al. 2021). One cell has to answer to the whole unit, so "a red
+        circle" is not met by a red square and a blue circle, as it is by a pooled comparison
+        or by word states that have not learned their context."""
+        mask = mask.to(image_tokens.device)
+        states = words.to(image_tokens.dtype) * mask[..., None]  # padding reads as zeros
+        units = self.ground_words(states.transpose(1, 2)).transpose(1, 2)  # (B, T, E)
+        words = F.normalize(units.float(), dim=-1)
+        cells = F.normalize(self.ground_cells(image_tokens).float(), dim=-1)
+        best = (words @ cells.transpose(1, 2)).amax(-1)  # (B, T)
+        gate = self.ground_gate(states)[..., 0].float().masked_fill(~mask, -1e4)
+        return self.ground_scale * (gate.softmax(-1) * best).sum(-1)
 
     def forward(self, images: Tensor, prompts: list[str]) -> Tensor:
         """Match logits (B,) of images (B, 3, R, R) in [-1, 1] against B prompts."""

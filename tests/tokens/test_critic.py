@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pixloom.data.shapes.negatives import EDITS, hard_negative
 from pixloom.errors import InvalidValue
@@ -60,6 +61,26 @@ def test_hard_negative_never_names_an_avoided_pair_and_gives_up_cleanly():
     assert hard_negative("", rng) is None
 
 
+def test_edit_weights_choose_which_edits_are_tried_first():
+    from pixloom.training.tasks.critic import CriticTaskOptions
+
+    caption = "a red circle to the left of a blue square"
+    only_swaps = {name: 0 for name in EDITS} | {"swap_colors": 1, "swap_shapes": 1}
+    rng = random.Random(0)
+    drawn = {hard_negative(caption, rng, weights=only_swaps) for _ in range(100)}
+    assert drawn == {"a blue circle to the left of a red square",
+                     "a red square to the left of a blue circle"}  # fmt: skip
+    assert hard_negative("a red circle", rng, weights=only_swaps) is None  # no swap applies
+    no_flips = [hard_negative(caption, rng, weights={"flip": 0}) for _ in range(200)]
+    assert not any("right" in edited for edited in no_flips)
+    favoured = [hard_negative(caption, rng, weights={"swap_colors": 20}) for _ in range(200)]
+    assert favoured.count("a blue circle to the left of a red square") > 150
+    with pytest.raises(InvalidValue, match="task_options.edit_weights"):
+        CriticTaskOptions(edit_weights={"swap_sizes": 1})
+    with pytest.raises(InvalidValue, match="task_options.edit_weights.flip"):
+        CriticTaskOptions(edit_weights={"flip": -1})
+
+
 def test_critic_scores_one_logit_per_pair_at_any_input_size():
     torch.manual_seed(0)
     critic = build_model("critic", CRITIC).eval()
@@ -73,6 +94,73 @@ def test_critic_scores_one_logit_per_pair_at_any_input_size():
         build_model("critic", {**CRITIC, "text_encoder": {"name": "minilm", "dim": 384}})
     with pytest.raises(InvalidValue, match="model.heads"):
         build_model("critic", {**CRITIC, "heads": 3})
+
+
+def test_cross_fusion_encodes_the_cells_once_and_trains_every_weight():
+    from pixloom.data.registry import load_dataset
+    from pixloom.training.tasks.critic import CriticTask, CriticTaskOptions
+
+    cross = {**CRITIC, "fusion": "cross", "depth": 2, "image_depth": 1, "grounding": True}
+    torch.manual_seed(0)
+    critic = build_model("critic", cross).eval()
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    prompts = ["a red circle", "two blue squares"]
+    with torch.no_grad():
+        pairs = critic(images.repeat(2, 1, 1, 1), prompts + prompts[::-1])
+        tokens = critic.image_tokens(images)
+        reused = critic.joint(torch.cat([tokens, tokens]), prompts + prompts[::-1])
+    assert torch.allclose(pairs, reused, atol=1e-5)
+    assert not torch.allclose(pairs[:2], pairs[2:])  # the caption matters
+    with pytest.raises(InvalidValue, match="model.fusion"):
+        build_model("critic", {**CRITIC, "fusion": "sum"})
+    with pytest.raises(InvalidValue, match="model.image_depth"):
+        build_model("critic", {**CRITIC, "image_depth": 1})  # joint fusion has no cell layers
+
+    dataset = load_dataset("shapes", resolution=16, train_size=8)
+    options = CriticTaskOptions(
+        vocab_captions=8, edit_weights={"swap_colors": 4},
+        model_config={k: v for k, v in cross.items() if k != "text_encoder"},
+        text_encoder_config={"dim": 16, "layers": 1, "heads": 2},
+    )  # fmt: skip
+    task = CriticTask(options, dataset.info)
+    batch = {"image": torch.stack([dataset[i]["image"] for i in range(4)]),
+             "caption": [dataset[i]["caption"] for i in range(4)]}  # fmt: skip
+    loss, stats = task.loss("match", batch, step=0)
+    loss.backward()
+    assert loss.isfinite() and {"match", "beats_other", "beats_edit", "contrastive"} <= set(stats)
+    idle = [name for name, p in task.critic.named_parameters() if p.grad is None]
+    assert idle == []
+
+
+def test_grounding_scores_each_word_by_its_best_cell():
+    torch.manual_seed(0)
+    critic = build_model("critic", {**CRITIC, "grounding": True}).eval()
+    cells, words = torch.randn(2, 5, 16), torch.randn(2, 4, 16)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    with torch.no_grad():
+        got = critic.grounding(cells, words, mask)
+        expected = []
+        for b in range(2):
+            valid = int(mask[b].sum())
+            best = []
+            conv = critic.ground_words
+            for t in range(valid):  # a unit: the word and its valid neighbours, by hand
+                unit = conv.bias.clone()
+                for k, neighbour in enumerate((t - 1, t, t + 1)):
+                    if 0 <= neighbour < valid:
+                        unit += conv.weight[:, :, k] @ words[b, neighbour]
+                w = F.normalize(unit, dim=0)
+                best.append(
+                    max(float(w @ F.normalize(critic.ground_cells(c), dim=0)) for c in cells[b])
+                )
+            gate = critic.ground_gate(words[b, :valid])[:, 0].softmax(0)
+            expected.append(float(critic.ground_scale) * float(gate @ torch.tensor(best)))
+        assert torch.allclose(got, torch.tensor(expected), atol=1e-5)
+        shuffled = critic.grounding(cells[:, torch.randperm(5)], words, mask)  # cells are a set
+        padded = words.clone()
+        padded[0, 3] = 100.0  # a padding position never counts
+        assert torch.allclose(got, shuffled, atol=1e-5)
+        assert torch.allclose(got, critic.grounding(cells, padded, mask), atol=1e-5)
 
 
 def test_critic_loss_counts_matches_as_much_as_mismatches():
@@ -309,3 +397,19 @@ def test_gan_critic_keeps_the_draft_it_rates_highest_and_replays(gan_dirs, trunc
     assert (replay.best_of, replay.judge) == (3, "critic")
     (again,) = generate_files(replay, pipe)
     assert Image.open(again).tobytes() == Image.open(path).tobytes()
+
+
+def test_critic_presets_parse_into_their_options_and_networks():
+    from pixloom.configs import config_from_dict
+    from pixloom.models.critic import CriticConfig
+    from pixloom.training.presets import load_preset
+    from pixloom.training.tasks.critic import CriticTaskOptions
+
+    for name in ("shapes-critic", "shapes-critic-ground"):
+        preset = load_preset(name)
+        options = config_from_dict(CriticTaskOptions, preset["task_options"], where=name)
+        config = config_from_dict(CriticConfig, {**options.model_config, "text_encoder": SPEC},
+                                  where=name)  # fmt: skip
+        assert preset["task"] == "critic" and config.resolution == preset["resolution"]
+    assert (config.fusion, config.grounding, config.grid_side) == ("cross", True, 8)
+    assert options.edit_weights == {"swap_colors": 4, "swap_shapes": 4}

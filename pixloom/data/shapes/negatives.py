@@ -145,14 +145,26 @@ def _names_pair(words: list[str], pairs: frozenset[tuple[str, str]]) -> bool:
     return any((a, _shape_of(b)) in pairs for a, b in zip(words, words[1:]) if a in COLORS)
 
 
-def hard_negative(caption: str, rng: random.Random,
-                  avoid_pairs: frozenset[tuple[str, str]] = frozenset()) -> str | None:  # fmt: skip
+def hard_negative(
+    caption: str,
+    rng: random.Random,
+    avoid_pairs: frozenset[tuple[str, str]] = frozenset(),
+    weights: dict[str, float] | None = None,
+) -> str | None:
     """The caption with one edit that makes it false of its scene, or None when no edit
     applies. Words come back lower-cased, space-separated (as the built-in encoder reads
-    them); no edit names a (colour, shape) pair of `avoid_pairs`."""
+    them); no edit names a (colour, shape) pair of `avoid_pairs`. The edits are tried in a
+    random order, each equally likely to come first, or in proportion to `weights` (by edit
+    name; 1 where unnamed, 0 never tried)."""
     words = split_words(caption)
     names = list(EDITS)
-    rng.shuffle(names)
+    if weights is None:
+        rng.shuffle(names)
+    else:  # weighted order without replacement (Efraimidis and Spirakis 2006)
+        keys = {
+            name: rng.random() ** (1 / w) for name in names if (w := weights.get(name, 1.0)) > 0
+        }
+        names = sorted(keys, key=keys.get, reverse=True)
     for name in names:
         edited = EDITS[name](words, rng)
         if edited is not None and edited != words and not _names_pair(edited, avoid_pairs):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from pixloom.configs import config_from_dict, config_to_dict
 from pixloom.data.artifacts import ArtifactOptions, apply_artifacts
-from pixloom.data.shapes.negatives import hard_negative
+from pixloom.data.shapes.negatives import EDITS, hard_negative
 from pixloom.data.shapes.world import DEFAULT_HELDOUT_PAIRS, parse_pairs
 from pixloom.errors import DataError, require
 from pixloom.models.critic import CriticConfig, ImageTextCritic
@@ -36,6 +36,8 @@ class CriticTaskOptions:
     vocab_size: int = 1024  # most frequent caption words kept (+ specials)
     vocab_captions: int = 20_000  # training captions scanned for the vocabulary
     hard_negatives: int = 2  # edited captions per image
+    edit_weights: dict[str, float] = field(default_factory=dict)  # how often each edit kind
+    # (pixloom.data.shapes.negatives.EDITS) comes first where it applies; 1 where unnamed
     contrastive_weight: float = 1.0  # weight of the image-caption contrastive (InfoNCE) term
     temperature: float = 0.07  # of the contrastive term's softmax (CLIP's initial value)
     avoid_pairs: list[str] = field(default_factory=lambda: list(DEFAULT_HELDOUT_PAIRS))
@@ -52,6 +54,10 @@ class CriticTaskOptions:
                 self.contrastive_weight, "a number >= 0")  # fmt: skip
         require(self.temperature > 0, "task_options.temperature", self.temperature, "> 0")
         parse_pairs(self.avoid_pairs, "task_options.avoid_pairs")
+        for name, weight in self.edit_weights.items():
+            require(name in EDITS, "task_options.edit_weights", name, f"one of {sorted(EDITS)}")
+            require(isinstance(weight, (int, float)) and weight >= 0,
+                    f"task_options.edit_weights.{name}", weight, "a number >= 0")  # fmt: skip
 
 
 def contrastive_loss(
@@ -115,10 +121,11 @@ class CriticTask:
     def candidates(self, captions: list[str], step: int) -> list[str]:
         """The captions, then another image's (the next one's), then the edits, block by block."""
         rng = random.Random(step)
+        weights = self.options.edit_weights or None  # None: the unweighted order of old runs
         out = list(captions) + captions[1:] + captions[:1]
         for _ in range(self.options.hard_negatives):
             for i, caption in enumerate(captions):
-                edited = hard_negative(caption, rng, self.avoid)
+                edited = hard_negative(caption, rng, self.avoid, weights)
                 out.append(edited if edited is not None else captions[(i + 1) % len(captions)])
         return out
 
