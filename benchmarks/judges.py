@@ -9,6 +9,9 @@ shapes oracle say which are correct. Then it scores the draft each judge keeps:
 - likelihood: the model's own score of its tokens;
 - critic: the critic the model file holds;
 - any correct: an oracle-picked ceiling.
+--critics adds a column for each further critic (a checkpoint, run or model holding one),
+scoring the same decoded drafts, and a "critics summed" column (each critic's logits
+standardized over the drafts of an image, then added).
 The drafts and their likelihoods are read where the sampler keeps its best draft
 (pixloom.sampling.tokens._keep_best), so both judges see exactly the same drafts.
 """
@@ -29,6 +32,14 @@ def _kept(correct: torch.Tensor, scores: torch.Tensor) -> float:
     return correct[torch.arange(correct.shape[0]), best].mean().item()
 
 
+def _standardized(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Logits (images * k,) standardized over each image's k drafts."""
+    rows = logits.view(-1, k)
+    return (
+        (rows - rows.mean(1, keepdim=True)) / rows.std(1, keepdim=True).clamp_min(1e-6)
+    ).flatten()
+
+
 def main() -> None:
     """Print one row per suite."""
     import pixloom
@@ -46,8 +57,12 @@ def main() -> None:
     parser.add_argument("--images-per-prompt", type=int, default=2)
     parser.add_argument("--best-of", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--critics", nargs="*", default=[], help="more critics to compare")
     args = parser.parse_args()
+    from benchmarks.critic_accuracy import load_critic
+
     pipe = pixloom.load(args.model)
+    others = {path: load_critic(path) for path in args.critics}
     require(getattr(pipe, "draw_batch", None) is not None and pipe.model.critic is not None,
             "model", args.model, "a token model holding a critic (pixloom export --critic)")  # fmt: skip
     oracle, k, side = load_oracle("shapes-oracle"), args.best_of, pipe.model.config.grid_size
@@ -68,6 +83,7 @@ def main() -> None:
         drafts, likelihood = seen["drafts"], seen["likelihood"]
         draft_prompts = [p for p in prompts for _ in range(k)]
         images, critic = [], []
+        scored = {path: [] for path in others}
         with torch.no_grad():
             for start in range(0, len(draft_prompts), 256):
                 part = draft_prompts[start : start + 256]
@@ -76,6 +92,8 @@ def main() -> None:
                 ).float()
                 images.append(decoded)
                 critic.append(pipe.model.critic(decoded, part))
+                for path, other in others.items():
+                    scored[path].append(other(decoded, part))
         pictures = tensor_to_images(torch.cat(images))
         per_record = len(slots) * k
         groups = [pictures[i * per_record : (i + 1) * per_record] for i in range(len(records))]
@@ -86,6 +104,11 @@ def main() -> None:
                      "likelihood": _kept(correct, likelihood),
                      "critic": _kept(correct, torch.cat(critic)),
                      "any correct": correct.max(1).values.mean().item()})  # fmt: skip
+        if others:
+            logits = [torch.cat(critic)] + [torch.cat(scored[path]) for path in others]
+            for path in others:
+                rows[-1][path] = _kept(correct, logits[1 + list(others).index(path)])
+            rows[-1]["critics summed"] = _kept(correct, sum(_standardized(x, k) for x in logits))
         print(rows[-1], flush=True)
     print(f"model {args.model}, best_of {k}, precision {pipe.precision}")
     print(markdown_table(rows, float_format=".3f"))
