@@ -7,7 +7,9 @@ For each test scene (never trained on; held-out colour-shape pairs included) the
 scores the render against its caption and against each near-miss edit that applies
 (pixloom.data.shapes.negatives), and against the next scene's caption. A row is the share of
 pairs where the true caption scores higher, per kind of edit; scenes showing a held-out pair
-get rows of their own.
+get rows of their own. --reconstruct MODEL first passes each render through MODEL's image
+tokenizer (encode, then decode with its caption), so the critic reads what a token model's
+drafts look like.
 """
 
 from __future__ import annotations
@@ -43,8 +45,17 @@ def main() -> None:
     parser.add_argument("--critic", default="runs/shapes-critic/model")
     parser.add_argument("--scenes", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--reconstruct", default=None, help="a token model or vq tokenizer")
     args = parser.parse_args()
     critic = load_critic(args.critic)
+    tokenizer = None
+    if args.reconstruct is not None:
+        from pixloom.models.loading import load_model
+        from pixloom.training.checkpointing import resolve_trained
+
+        tokenizer = load_model(resolve_trained(args.reconstruct))[0]
+        tokenizer = getattr(tokenizer, "tokenizer", None) or tokenizer
+        tokenizer.eval()
     data = ShapesDataset("test", critic.config.resolution, ShapesOptions())
     heldout = parse_pairs(list(DEFAULT_HELDOUT_PAIRS), "heldout")
     rng = random.Random(0)
@@ -71,6 +82,8 @@ def main() -> None:
                 if edited is not None and edited != words:
                     texts.append(" ".join(edited)), rows.append(row), kinds.append(name)
         with torch.no_grad():
+            if tokenizer is not None:
+                images = tokenizer.decode(tokenizer.encode(images).indices, captions)
             tokens = critic.image_tokens(images)
             logits = critic.joint(tokens[torch.tensor(rows)], texts)
         true = {r: float(logit) for r, k, logit in zip(rows, kinds, logits) if k is None}
@@ -81,7 +94,8 @@ def main() -> None:
     for (kind, held), results in sorted(wins.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         table.append({"pairs": f"{kind}{' (held-out pair shown)' if held else ''}",
                       "count": len(results), "true caption higher": sum(results) / len(results)})  # fmt: skip
-    print(f"critic {args.critic}, {args.scenes} test scenes")
+    seen = f", reconstructed by {args.reconstruct}'s tokenizer" if tokenizer is not None else ""
+    print(f"critic {args.critic}, {args.scenes} test scenes{seen}")
     print(markdown_table(table, columns=["pairs", "count", "true caption higher"]))
 
 
