@@ -44,7 +44,7 @@ class CriticConfig:
     widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv stages; each
     # after the first halves the side (32 px -> 8 x 8 image tokens with three stages)
     dim: int = 128  # width of the joint sequence
-    depth: int = 2  # joint transformer layers
+    depth: int = 2  # fusion transformer layers
     heads: int = 4
     embed_dim: int = 64  # width of the contrastive image and caption embeddings (training)
     fusion: str = "joint"  # "joint": [CLS], words and cells in one sequence; "cross": [CLS]
