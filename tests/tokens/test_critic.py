@@ -405,11 +405,15 @@ def test_critic_presets_parse_into_their_options_and_networks():
     from pixloom.training.presets import load_preset
     from pixloom.training.tasks.critic import CriticTaskOptions
 
-    for name in ("shapes-critic", "shapes-critic-ground"):
+    networks = {}
+    for name in ("shapes-critic", "shapes-critic-ground", "shapes-critic-joint-ground"):
         preset = load_preset(name)
         options = config_from_dict(CriticTaskOptions, preset["task_options"], where=name)
         config = config_from_dict(CriticConfig, {**options.model_config, "text_encoder": SPEC},
                                   where=name)  # fmt: skip
         assert preset["task"] == "critic" and config.resolution == preset["resolution"]
-    assert (config.fusion, config.grounding, config.grid_side) == ("cross", True, 8)
-    assert options.edit_weights == {"swap_colors": 4, "swap_shapes": 4}
+        networks[name] = (config.fusion, config.grounding, config.grid_side,
+                          options.edit_weights.get("swap_colors", 1))  # fmt: skip
+    assert networks == {"shapes-critic": ("joint", False, 4, 1),
+                        "shapes-critic-ground": ("cross", True, 8, 4),
+                        "shapes-critic-joint-ground": ("joint", True, 4, 2)}  # fmt: skip
