@@ -20,6 +20,7 @@ from pixloom.sampling.tokens import filter_logits, guided_logits, sample_maskgit
 from pixloom.text.builtin import build_vocabulary
 
 SHIPPED_CRITIC = "a36a0c18"  # sha256 of runs/shapes-critic/model (--preset shapes-critic)
+GROUNDED_CRITIC = "350dcfc8"  # of runs/shapes-critic-joint-ground/model (its preset)
 VOCAB = build_vocabulary(["a red circle", "two blue squares", "a green star above a square"])
 SPEC = {"name": "builtin", "vocab": VOCAB, "dim": 16, "layers": 1, "heads": 2, "max_length": 12}
 VQ = {"resolution": 16, "downsample": 4, "channels": 8, "codebook_size": 16, "code_dim": 4}
@@ -695,13 +696,15 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
         assert after["task_options"]["mode"] == "raster"
     shipped = _assert_shipped_from("shapes-ar", stages[-1])
     assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5, "best_of": 4}
-    # re-exported with the critic from the best_of re-export (same weights, 6d9bfe81) of
-    # the file exported from the run with the text3 decoder
-    assert shipped["storage"]["source_sha256"].startswith("6d9bfe81")
-    assert shipped["storage"]["critic_sha256"].startswith(SHIPPED_CRITIC)
+    # re-exported with the grounded critic from the file with the first critic (100fcae7),
+    # itself re-exported from the best_of re-export (same weights, 6d9bfe81) of the file
+    # exported from the run with the text3 decoder
+    assert shipped["storage"]["source_sha256"].startswith("100fcae7")
+    assert shipped["storage"]["critic_sha256"].startswith(GROUNDED_CRITIC)
     earlier = shipped["storage"]["source_storage"]
     assert earlier["source_sha256"].startswith("6d9bfe81")
-    assert earlier["source_storage"]["source_sha256"].startswith("72528de7")
+    assert earlier["critic_sha256"].startswith(SHIPPED_CRITIC)
+    assert earlier["source_storage"]["source_storage"]["source_sha256"].startswith("72528de7")
 
 
 def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
@@ -727,24 +730,24 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
 
 
 def test_shipped_text_to_image_models_hold_the_critic_of_its_preset():
-    """shapes-ar, shapes-maskgit and shapes-t2i hold one critic, trained by --preset
-    shapes-critic (its vocabulary is the training captions' words; its config the preset's)."""
+    """Each shipped shapes model holds the critic its preset trains (its vocabulary is the
+    training captions' words; its config the preset's)."""
     import json
 
     from pixloom.training.presets import load_preset
     from pixloom.weights import weights_root
 
-    preset = load_preset("shapes-critic")
-    critics = []
-    for name in ("shapes-ar", "shapes-maskgit", "shapes-t2i"):
+    held = {"shapes-ar": (GROUNDED_CRITIC, "shapes-critic-joint-ground"),
+            "shapes-maskgit": (SHIPPED_CRITIC, "shapes-critic"),
+            "shapes-t2i": (GROUNDED_CRITIC, "shapes-critic-joint-ground")}  # fmt: skip
+    for name, (sha, preset) in held.items():
         config = json.loads((weights_root() / name / "config.json").read_text())
-        assert config["storage"]["critic_sha256"].startswith(SHIPPED_CRITIC), name
-        critics.append(config["model"]["critic"])
-    assert critics[0] == critics[1] == critics[2]
-    for key, value in preset["task_options"]["model_config"].items():
-        assert critics[0][key] == value, key
-    for key, value in preset["task_options"]["text_encoder_config"].items():
-        assert critics[0]["text_encoder"][key] == value, key
+        assert config["storage"]["critic_sha256"].startswith(sha), name
+        options = load_preset(preset)["task_options"]
+        for key, value in options["model_config"].items():
+            assert config["model"]["critic"][key] == value, (name, key)
+        for key, value in options["text_encoder_config"].items():
+            assert config["model"]["critic"]["text_encoder"][key] == value, (name, key)
     t2i = json.loads((weights_root() / "shapes-t2i" / "config.json").read_text())
     assert t2i["storage"]["dtype"] == "float32"  # the generator's weights as trained
     assert t2i["sampling"] == {"best_of": 16}

@@ -244,9 +244,14 @@ def test_both_shipped_token_models_decode_with_the_prompt_reading_decoder():
     configs = [json.loads((weights_root() / n / "config.json").read_text())
                for n in ("shapes-ar", "shapes-maskgit")]  # fmt: skip
     assert configs[0]["model"]["tokenizer"] == configs[1]["model"]["tokenizer"]
-    # both were exported twice more since (best_of, then the critic): the decoder's record
-    # is two back
-    decoders = [config["storage"]["source_storage"]["source_storage"] for config in configs]
+    # both were exported again since (best_of, then a critic, shapes-ar then the grounded
+    # critic): the decoder's record is the earliest export in each file's lineage
+    decoders = []
+    for config in configs:
+        storage = config["storage"]
+        while "tokenizer_sha256" not in storage:
+            storage = storage["source_storage"]
+        decoders.append(storage)
     assert decoders[0]["tokenizer_sha256"] == decoders[1]["tokenizer_sha256"]
     tokenizer, config, _ = load_image_tokenizer(resolve_checkpoint("shapes-ar"))
     assert tokenizer.text_conditioned and config["text_encoder"]["name"] == "builtin"
