@@ -50,12 +50,10 @@ def main() -> None:
     critic = load_critic(args.critic)
     tokenizer = None
     if args.reconstruct is not None:
-        from pixloom.models.loading import load_model
+        from pixloom.models.loading import load_image_tokenizer
         from pixloom.training.checkpointing import resolve_trained
 
-        tokenizer = load_model(resolve_trained(args.reconstruct))[0]
-        tokenizer = getattr(tokenizer, "tokenizer", None) or tokenizer
-        tokenizer.eval()
+        tokenizer = load_image_tokenizer(resolve_trained(args.reconstruct), "--reconstruct")[0]
     data = ShapesDataset("test", critic.config.resolution, ShapesOptions())
     heldout = parse_pairs(list(DEFAULT_HELDOUT_PAIRS), "heldout")
     rng = random.Random(0)

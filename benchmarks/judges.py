@@ -62,10 +62,10 @@ def main() -> None:
     from benchmarks.critic_accuracy import load_critic
 
     pipe = pixloom.load(args.model)
-    others = {path: load_critic(path) for path in args.critics}
     require(getattr(pipe, "draw_batch", None) is not None and pipe.model.critic is not None,
             "model", args.model, "a token model holding a critic (pixloom export --critic)")  # fmt: skip
     oracle, k, side = load_oracle("shapes-oracle"), args.best_of, pipe.model.config.grid_size
+    critics = {"critic": pipe.model.critic, **{path: load_critic(path) for path in args.critics}}
     seen = {}
     keep_best = tokens_module._keep_best
 
@@ -82,8 +82,7 @@ def main() -> None:
         pipe.draw_batch(prompts, [s for _ in records for s in slots], best_of=k, judge="likelihood")
         drafts, likelihood = seen["drafts"], seen["likelihood"]
         draft_prompts = [p for p in prompts for _ in range(k)]
-        images, critic = [], []
-        scored = {path: [] for path in others}
+        images, scored = [], {name: [] for name in critics}
         with torch.no_grad():
             for start in range(0, len(draft_prompts), 256):
                 part = draft_prompts[start : start + 256]
@@ -91,24 +90,22 @@ def main() -> None:
                     drafts[start : start + 256].view(-1, side, side), part
                 ).float()
                 images.append(decoded)
-                critic.append(pipe.model.critic(decoded, part))
-                for path, other in others.items():
-                    scored[path].append(other(decoded, part))
+                for name, critic in critics.items():
+                    scored[name].append(critic(decoded, part))
         pictures = tensor_to_images(torch.cat(images))
         per_record = len(slots) * k
         groups = [pictures[i * per_record : (i + 1) * per_record] for i in range(len(records))]
         verdicts = score_images(oracle, records, groups)
         correct = torch.tensor([[v == CORRECT for v in vs] for vs in verdicts]).view(-1, k).float()
+        logits = {name: torch.cat(parts) for name, parts in scored.items()}
         rows.append({"suite": suite, "images": correct.shape[0],
                      "draft 0": correct[:, 0].mean().item(),
                      "likelihood": _kept(correct, likelihood),
-                     "critic": _kept(correct, torch.cat(critic)),
+                     **{name: _kept(correct, x) for name, x in logits.items()},
                      "any correct": correct.max(1).values.mean().item()})  # fmt: skip
-        if others:
-            logits = [torch.cat(critic)] + [torch.cat(scored[path]) for path in others]
-            for path in others:
-                rows[-1][path] = _kept(correct, logits[1 + list(others).index(path)])
-            rows[-1]["critics summed"] = _kept(correct, sum(_standardized(x, k) for x in logits))
+        if len(logits) > 1:
+            summed = sum(_standardized(x, k) for x in logits.values())
+            rows[-1]["critics summed"] = _kept(correct, summed)
         print(rows[-1], flush=True)
     print(f"model {args.model}, best_of {k}, precision {pipe.precision}")
     print(markdown_table(rows, float_format=".3f"))
