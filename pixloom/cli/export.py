@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     source = resolve_checkpoint(args.source)
     tokenizer = None if args.tokenizer is None else resolve_checkpoint(args.tokenizer)
     critic = None if args.critic is None else resolve_checkpoint(args.critic)
-    sampling = _sampling(args.sampling, load_checkpoint(source, weights=False).config)
+    held = load_checkpoint(source, weights=False).config
+    judged = critic is not None or bool(held["model"].get("critic"))
+    sampling = _sampling(args.sampling, held, judged=judged)
     average = [resolve_checkpoint(other) for other in args.average]
     target = export_checkpoint(
         source, args.target, dtype=args.dtype, tokenizer=tokenizer, sampling=sampling,
@@ -71,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sampling(entries: list[str], config: dict) -> dict:
-    """--sampling NAME=VALUE entries -> {name: number}, checked against the model's family."""
+def _sampling(entries: list[str], config: dict, *, judged: bool) -> dict:
+    """--sampling NAME=VALUE entries -> {name: number}, checked against the model's family;
+    a GAN's best_of above 1 needs a critic (`judged`): it has no likelihood to judge by."""
     import json
 
     from pixloom.errors import InvalidValue
-    from pixloom.pipelines.text_to_image import sampling_defaults
+    from pixloom.pipelines.text_to_image import GAN_FAMILIES, sampling_defaults
 
     parsed = {}
     for entry in entries:
@@ -88,5 +91,11 @@ def _sampling(entries: list[str], config: dict) -> dict:
         if not name or not isinstance(value, (int, float)) or isinstance(value, bool):
             raise InvalidValue("sampling", entry, "NAME=NUMBER, e.g. temperature=0.5")
         parsed[name] = value
-    sampling_defaults({"sampling": {**(config.get("sampling") or {}), **parsed}}, config["family"])
+    merged = {**(config.get("sampling") or {}), **parsed}
+    sampling_defaults({"sampling": merged}, config["family"])
+    best_of = merged.get("best_of", 1)
+    if best_of > 1 and config["family"] in GAN_FAMILIES and not judged:
+        raise InvalidValue("sampling", f"best_of={best_of}",
+                           f"best_of=1 for a {config['family']} model without a critic, or add "
+                           "--critic CRITIC: a GAN has no likelihood to judge its drafts by")  # fmt: skip
     return parsed

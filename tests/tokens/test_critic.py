@@ -364,6 +364,21 @@ def test_gan_best_of_needs_a_critic_and_never_a_likelihood(gan_dirs):
     assert [i.tobytes() for i in one.images] == [i.tobytes() for i in same.images]
 
 
+def test_export_refuses_a_gan_best_of_that_no_critic_could_judge(
+    gan_dirs, critic_dir, tmp_path, capsys
+):
+    """A GAN file storing best_of > 1 without a critic would refuse every request."""
+    from pixloom.cli.main import main
+
+    plain, judged = gan_dirs
+    assert main(["export", str(plain), str(tmp_path / "x"), "--sampling", "best_of=3"]) == 2
+    assert "sampling='best_of=3' is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    for source, extra in ((plain, ["--critic", str(critic_dir)]), (judged, [])):
+        target = tmp_path / source.name
+        assert main(["export", str(source), str(target), "--sampling", "best_of=3", *extra]) == 0
+
+
 @pytest.mark.parametrize("truncation", [1.0, 0.5])
 def test_gan_critic_keeps_the_draft_it_rates_highest_and_replays(gan_dirs, truncation, tmp_path):
     from PIL import Image
