@@ -177,7 +177,15 @@ def test_builtin_encoder_learns_in_the_d_phase_only():
 
 
 @pytest.mark.parametrize(
-    "name", ["shapes-t2i", "shapes-t2i-mlp", "shapes-t2i-stylegan", "digits-gan", "faces-gan"]
+    "name",
+    [
+        "shapes-t2i",
+        "shapes-t2i-critic",
+        "shapes-t2i-mlp",
+        "shapes-t2i-stylegan",
+        "digits-gan",
+        "faces-gan",
+    ],
 )
 def test_gan_presets_parse_with_valid_model_configs(name):
     from pixloom.configs import config_from_dict

@@ -12,6 +12,13 @@ every image the discriminator sees. The engine keeps an EMA of the generator, wh
 the built-in text encoder when there is one; that encoder is trained by the D phase only
 (its gradients come from telling matched from mismatched captions); frozen encoders are
 cached by caption.
+
+With `critic`, a trained image-text critic (task "critic") judges every fake against its
+caption in the G phase and its match loss joins the generator's, weighted by
+`critic_weight`: a frozen judge that knows shapes, colours and which goes with which, as
+StyleGAN-T's generator is guided by CLIP (Sauer et al. 2023). With `init_from`, the
+generator starts from a trained one of the same family (its config and text encoder kept)
+and the discriminator starts afresh: a fine-tune.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from pixloom.configs import config_from_dict, config_to_dict
-from pixloom.errors import require
+from pixloom.errors import CheckpointError, require
 from pixloom.models.registry import build_model, get_model_entry
 from pixloom.sampling.truncation import style_mix
 from pixloom.text.embedding import class_prompt
@@ -61,6 +69,11 @@ class GanTaskOptions:
     class_conditional: bool = False  # prompt = the class id ("7") through the built-in encoder
     calibration_batches: int = 16  # BatchNorm generators: batches that re-estimate EMA stats
     preview_prompts: list[str] = field(default_factory=list)  # grid prompts (default: data)
+    init_from: str | None = None  # trained generator of `model` to fine-tune (its config and
+    # text encoder are kept, so model_config stays empty); the discriminator starts afresh
+    critic: str | None = None  # trained image-text critic whose match loss on the fakes
+    # joins the G loss (frozen; a run directory, checkpoint or shipped name)
+    critic_weight: float = 1.0  # weight of that loss (with `critic`)
 
     def __post_init__(self) -> None:
         for name in ("g_lr", "d_lr"):
@@ -85,6 +98,10 @@ class GanTaskOptions:
             self.calibration_batches,
             ">= 1",
         )
+        require(self.critic_weight > 0, "task_options.critic_weight", self.critic_weight, "> 0")
+        require(self.init_from is None or not self.model_config, "task_options.model_config",
+                self.model_config, "empty when task_options.init_from is set: the generator "
+                "it names keeps its own")  # fmt: skip
         require(self.vocab_size >= 4, "task_options.vocab_size", self.vocab_size, ">= 4")
         require(not self.class_conditional or self.text_encoder == "builtin",
                 "task_options.text_encoder", self.text_encoder,
@@ -145,6 +162,48 @@ def text_encoder_spec(options: GanTaskOptions, dataset_info: Any) -> dict[str, A
     return {"name": encoder.name, "dim": encoder.dim, "max_length": encoder.max_length}
 
 
+def trained_generator(options: GanTaskOptions, dataset_info: Any) -> tuple[nn.Module, Any]:
+    """The generator (training mode) and config that task_options.init_from names, checked
+    against the options; a critic it holds (export --critic) is dropped: it judges drafts."""
+    import dataclasses
+
+    from pixloom.models.loading import load_model
+    from pixloom.training.checkpointing import resolve_trained
+
+    try:
+        generator, checkpoint = load_model(resolve_trained(options.init_from))
+    except CheckpointError as error:
+        raise CheckpointError(f"task_options.init_from: {error}") from error
+    require(checkpoint.family == options.model, "task_options.init_from", options.init_from,
+            f"a {options.model!r} checkpoint (task_options.model), "
+            f"not family {checkpoint.family!r}")  # fmt: skip
+    config = generator.config
+    saved = config.text_encoder.get("name", "none") if config.text_encoder else "none"
+    wanted = "builtin" if options.class_conditional else options.text_encoder
+    require(saved == wanted, "task_options.text_encoder", options.text_encoder,
+            f"{saved!r}, the encoder of the init_from generator")  # fmt: skip
+    require(config.resolution == dataset_info.resolution, "resolution", dataset_info.resolution,
+            f"{config.resolution}, the side of the init_from generator")  # fmt: skip
+    generator.config = dataclasses.replace(config, critic={})
+    generator.critic = None
+    return generator.train(), generator.config
+
+
+def frozen_critic(name_or_path: str) -> tuple[nn.Module, str]:
+    """The critic task_options.critic names (eval mode, no gradients) and its sha256."""
+    from pixloom.models.loading import load_model
+    from pixloom.training.checkpointing import resolve_trained
+
+    try:
+        critic, checkpoint = load_model(resolve_trained(name_or_path))
+    except CheckpointError as error:
+        raise CheckpointError(f"task_options.critic: {error}") from error
+    require(checkpoint.family == "critic", "task_options.critic", name_or_path,
+            f"a 'critic' checkpoint (pixloom train --preset shapes-critic), "
+            f"not family {checkpoint.family!r}")  # fmt: skip
+    return critic.eval().requires_grad_(False), checkpoint.sha256
+
+
 class GanTask:
     """Phases g, d and (lazy) r1 over a generator/discriminator pair of one family."""
 
@@ -152,17 +211,21 @@ class GanTask:
 
     def __init__(self, options: GanTaskOptions, dataset_info: Any):
         self.options = options
-        spec = text_encoder_spec(options, dataset_info)
-        entry = get_model_entry(options.model)
-        fields = {
-            **options.model_config,
-            "resolution": dataset_info.resolution,
-            "text_encoder": spec,
-        }
-        self.model_config = config_from_dict(
-            entry.config_cls, fields, where="task_options.model_config"
-        )
-        self.generator = build_model(options.model, self.model_config)
+        if options.init_from is not None:
+            self.generator, self.model_config = trained_generator(options, dataset_info)
+            spec = self.model_config.text_encoder
+        else:
+            spec = text_encoder_spec(options, dataset_info)
+            entry = get_model_entry(options.model)
+            fields = {
+                **options.model_config,
+                "resolution": dataset_info.resolution,
+                "text_encoder": spec,
+            }
+            self.model_config = config_from_dict(
+                entry.config_cls, fields, where="task_options.model_config"
+            )
+            self.generator = build_model(options.model, self.model_config)
         self.discriminator = build_model(f"{options.model}-discriminator", self.model_config)
         from pixloom.text.registry import frozen_encoder
 
@@ -170,6 +233,12 @@ class GanTask:
         self.preview_prompts = list(options.preview_prompts)
         self.dataset_info = dataset_info
         self._calibration_captions: list[str] | None = None
+        self.critic, self.critic_sha256 = (None, None)  # built last: the same seed gives
+        # the same discriminator with or without a critic
+        if options.critic is not None:
+            require(bool(spec), "task_options.critic", options.critic,
+                    "null for an unconditional generator (a critic judges captions)")  # fmt: skip
+            self.critic, self.critic_sha256 = frozen_critic(options.critic)
 
     @property
     def trains_encoder(self) -> bool:
@@ -282,13 +351,18 @@ class GanTask:
         loss = generator_loss(
             self.discriminator(diff_augment(fake, self.options.augment), None, cond)
         )
+        metrics = {}
+        if self.critic is not None:  # the judge's "does not match" loss on the fakes
+            logits = self.critic.to(device)(fake, captions)
+            loss = loss + self.options.critic_weight * F.softplus(-logits).mean()
+            metrics["critic"] = float((logits.detach() > 0).float().mean())
         if not diverse:
-            return loss, {}
+            return loss, metrics
         image_gap = (fake[:half] - fake[half:]).float().abs().mean((1, 2, 3))
         latent_gap = (z[:half] - z[half:]).abs().mean(1)
         ratio = (image_gap / latent_gap).mean()
         loss = loss + self.options.diversity_weight / (ratio + 1e-5)
-        return loss, {"diversity": float(ratio.detach())}
+        return loss, {**metrics, "diversity": float(ratio.detach())}
 
     @torch.no_grad()
     def prepare_inference(self, generator: nn.Module) -> None:
@@ -330,11 +404,18 @@ class GanTask:
         return {"family": self.options.model, "model": config_to_dict(self.model_config)}
 
     def state_dict(self) -> dict:
-        """The preview prompts (so a resumed run draws the same grids)."""
-        return {"preview_prompts": list(self.preview_prompts)}
+        """The preview prompts (so a resumed run draws the same grids) and the critic's
+        sha256 (so it resumes with the judge it started with)."""
+        return {"preview_prompts": list(self.preview_prompts), "critic": self.critic_sha256}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the preview prompts."""
+        """Restore the preview prompts; refuse a critic other than the run's."""
+        started = state.get("critic")
+        if started != self.critic_sha256:
+            raise CheckpointError(
+                f"task_options.critic: the run started with critic sha256 {started}, and "
+                f"{self.options.critic!r} is {self.critic_sha256}; resume with the same critic"
+            )
         self.preview_prompts = list(state.get("preview_prompts", []))
 
     def sample_images(self, modules: dict[str, nn.Module], step: int) -> list | None:
