@@ -19,7 +19,8 @@ from pixloom.pipelines.text_to_image import TextToImageRequest, generate_files, 
 from pixloom.sampling.tokens import filter_logits, guided_logits, sample_maskgit, sample_raster
 from pixloom.text.builtin import build_vocabulary
 
-SHIPPED_CRITIC = "a36a0c18"  # sha256 of runs/shapes-critic/model (--preset shapes-critic)
+SHIPPED_CRITIC = "a36a0c18"  # sha256 of runs/shapes-critic/model (--preset shapes-critic),
+# the first critic the shipped files held
 GROUNDED_CRITIC = "350dcfc8"  # of runs/shapes-critic-joint-ground/model (its preset)
 VOCAB = build_vocabulary(["a red circle", "two blue squares", "a green star above a square"])
 SPEC = {"name": "builtin", "vocab": VOCAB, "dim": 16, "layers": 1, "heads": 2, "max_length": 12}
@@ -720,30 +721,30 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
     assert all(stage["task_options"]["mode"] == "maskgit" for stage in stages)
     shipped = _assert_shipped_from("shapes-maskgit", stages[-1])
     assert shipped["sampling"] == {"temperature": 0.7, "best_of": 4}
-    # re-exported with the critic from the best_of re-export (same weights, e42ff0d3) of
-    # the file exported from the run with the text3 decoder
-    assert shipped["storage"]["source_sha256"].startswith("e42ff0d3")
-    assert shipped["storage"]["critic_sha256"].startswith(SHIPPED_CRITIC)
+    # re-exported with the grounded critic from the file holding the first critic (834a1f33),
+    # itself re-exported from the best_of re-export (same weights, e42ff0d3) of the file
+    # exported from the run with the text3 decoder
+    assert shipped["storage"]["source_sha256"].startswith("834a1f33")
+    assert shipped["storage"]["critic_sha256"].startswith(GROUNDED_CRITIC)
     earlier = shipped["storage"]["source_storage"]
     assert earlier["source_sha256"].startswith("e42ff0d3")
-    assert earlier["source_storage"]["source_sha256"].startswith("498b492a")
+    assert earlier["critic_sha256"].startswith(SHIPPED_CRITIC)
+    assert earlier["source_storage"]["source_sha256"].startswith("e42ff0d3")
+    assert earlier["source_storage"]["source_storage"]["source_sha256"].startswith("498b492a")
 
 
-def test_shipped_text_to_image_models_hold_the_critic_of_its_preset():
-    """Each shipped shapes model holds the critic its preset trains (its vocabulary is the
-    training captions' words; its config the preset's)."""
+def test_shipped_text_to_image_models_hold_the_grounded_critic():
+    """Each shipped shapes model holds the critic --preset shapes-critic-joint-ground trains
+    (its vocabulary is the training captions' words; its config the preset's)."""
     import json
 
     from pixloom.training.presets import load_preset
     from pixloom.weights import weights_root
 
-    held = {"shapes-ar": (GROUNDED_CRITIC, "shapes-critic-joint-ground"),
-            "shapes-maskgit": (SHIPPED_CRITIC, "shapes-critic"),
-            "shapes-t2i": (GROUNDED_CRITIC, "shapes-critic-joint-ground")}  # fmt: skip
-    for name, (sha, preset) in held.items():
+    options = load_preset("shapes-critic-joint-ground")["task_options"]
+    for name in ("shapes-ar", "shapes-maskgit", "shapes-t2i"):
         config = json.loads((weights_root() / name / "config.json").read_text())
-        assert config["storage"]["critic_sha256"].startswith(sha), name
-        options = load_preset(preset)["task_options"]
+        assert config["storage"]["critic_sha256"].startswith(GROUNDED_CRITIC), name
         for key, value in options["model_config"].items():
             assert config["model"]["critic"][key] == value, (name, key)
         for key, value in options["text_encoder_config"].items():
