@@ -85,6 +85,22 @@ def resolve_trained(name_or_path: str | Path) -> Path:
     return resolve_checkpoint(name_or_path)
 
 
+def load_trained(name_or_path: str | Path, field: str, families: list[str] | tuple[str, ...]):
+    """(model in eval mode, Checkpoint) of the trained model that task_options.`field` names
+    (resolve_trained), refused by that field unless its family is one of `families`."""
+    from pixloom.errors import require
+    from pixloom.models.loading import load_model
+
+    try:
+        model, checkpoint = load_model(resolve_trained(name_or_path))
+    except CheckpointError as error:
+        raise CheckpointError(f"task_options.{field}: {error}") from error
+    require(checkpoint.family in families, f"task_options.{field}", name_or_path,
+            f"a {' or '.join(map(repr, families))} checkpoint, "
+            f"not family {checkpoint.family!r}")  # fmt: skip
+    return model, checkpoint
+
+
 def save_step_checkpoint(
     out: Path,
     step: int,

@@ -167,16 +167,9 @@ def trained_generator(options: GanTaskOptions, dataset_info: Any) -> tuple[nn.Mo
     against the options; a critic it holds (export --critic) is dropped: it judges drafts."""
     import dataclasses
 
-    from pixloom.models.loading import load_model
-    from pixloom.training.checkpointing import resolve_trained
+    from pixloom.training.checkpointing import load_trained
 
-    try:
-        generator, checkpoint = load_model(resolve_trained(options.init_from))
-    except CheckpointError as error:
-        raise CheckpointError(f"task_options.init_from: {error}") from error
-    require(checkpoint.family == options.model, "task_options.init_from", options.init_from,
-            f"a {options.model!r} checkpoint (task_options.model), "
-            f"not family {checkpoint.family!r}")  # fmt: skip
+    generator = load_trained(options.init_from, "init_from", [options.model])[0]
     config = generator.config
     saved = config.text_encoder.get("name", "none") if config.text_encoder else "none"
     wanted = "builtin" if options.class_conditional else options.text_encoder
@@ -191,16 +184,9 @@ def trained_generator(options: GanTaskOptions, dataset_info: Any) -> tuple[nn.Mo
 
 def frozen_critic(name_or_path: str) -> tuple[nn.Module, str]:
     """The critic task_options.critic names (eval mode, no gradients) and its sha256."""
-    from pixloom.models.loading import load_model
-    from pixloom.training.checkpointing import resolve_trained
+    from pixloom.training.checkpointing import load_trained
 
-    try:
-        critic, checkpoint = load_model(resolve_trained(name_or_path))
-    except CheckpointError as error:
-        raise CheckpointError(f"task_options.critic: {error}") from error
-    require(checkpoint.family == "critic", "task_options.critic", name_or_path,
-            f"a 'critic' checkpoint (pixloom train --preset shapes-critic), "
-            f"not family {checkpoint.family!r}")  # fmt: skip
+    critic, checkpoint = load_trained(name_or_path, "critic", ["critic"])
     return critic.eval().requires_grad_(False), checkpoint.sha256
 
 

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixloom.configs import config_from_dict, config_to_dict
-from pixloom.errors import CheckpointError, require
+from pixloom.errors import require
 from pixloom.models.registry import build_model
 from pixloom.models.token_transformer import TokenCondition, TokenTransformerConfig
 from pixloom.training.task import Phase, register_task
@@ -136,17 +136,10 @@ class TokenLmTask:
     def _load_trained(self, name_or_path: str, field: str, families: list[str]) -> nn.Module:
         """The trained token model that task_options.`field` names, of one of `families`,
         conditioned the way the options ask (its text encoder, or class labels)."""
-        from pixloom.models.loading import load_model
-        from pixloom.training.checkpointing import resolve_trained
+        from pixloom.training.checkpointing import load_trained
 
         options = self.options
-        try:
-            model, checkpoint = load_model(resolve_trained(name_or_path))
-        except CheckpointError as error:
-            raise CheckpointError(f"task_options.{field}: {error}") from error
-        require(checkpoint.family in families, f"task_options.{field}", name_or_path,
-                f"a {' or '.join(map(repr, families))} checkpoint, "
-                f"not family {checkpoint.family!r}")  # fmt: skip
+        model, checkpoint = load_trained(name_or_path, field, families)
         spec = model.config.text_encoder
         saved = "none" if not spec else spec["name"]
         wanted = "none" if options.class_conditional else options.text_encoder
