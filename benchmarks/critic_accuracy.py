@@ -9,7 +9,9 @@ scores the render against its caption and against each near-miss edit that appli
 pairs where the true caption scores higher, per kind of edit; scenes showing a held-out pair
 get rows of their own. --reconstruct MODEL first passes each render through MODEL's image
 tokenizer (encode, then decode with its caption), so the critic reads what a token model's
-drafts look like.
+drafts look like. A last row reads images, not captions: each relation-suite prompt's
+render (4 seeds) against a render of the same objects with the relation reversed, scored
+with the prompt, as a best-of-K judge has to tell drafts apart.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def load_critic(name_or_path: str):
 def main() -> None:
     """Print the accuracy table."""
     from pixloom.data.shapes.dataset import ShapesDataset, ShapesOptions
-    from pixloom.data.shapes.negatives import EDITS
+    from pixloom.data.shapes.negatives import EDITS, OPT_IN_EDITS
     from pixloom.data.shapes.world import DEFAULT_HELDOUT_PAIRS, parse_pairs
     from pixloom.text.builtin import split_words
 
@@ -56,7 +58,7 @@ def main() -> None:
         tokenizer = load_image_tokenizer(resolve_trained(args.reconstruct), "--reconstruct")[0]
     data = ShapesDataset("test", critic.config.resolution, ShapesOptions())
     heldout = parse_pairs(list(DEFAULT_HELDOUT_PAIRS), "heldout")
-    rng = random.Random(0)
+    rng, opt_in_rng = random.Random(0), random.Random(1)  # the first as before opt-in edits
     wins: dict[tuple[str, bool], list[bool]] = {}
     for start in range(0, args.scenes, args.batch):
         indices = range(start, min(start + args.batch, args.scenes))
@@ -76,7 +78,7 @@ def main() -> None:
                 kinds.append("other caption"),
             )
             for name, edit in EDITS.items():
-                edited = edit(words, rng)
+                edited = edit(words, opt_in_rng if name in OPT_IN_EDITS else rng)
                 if edited is not None and edited != words:
                     texts.append(" ".join(edited)), rows.append(row), kinds.append(name)
         with torch.no_grad():
@@ -92,9 +94,36 @@ def main() -> None:
     for (kind, held), results in sorted(wins.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         table.append({"pairs": f"{kind}{' (held-out pair shown)' if held else ''}",
                       "count": len(results), "true caption higher": sum(results) / len(results)})  # fmt: skip
+    table.append(_reversed_relations(critic, tokenizer))
     seen = f", reconstructed by {args.reconstruct}'s tokenizer" if tokenizer is not None else ""
     print(f"critic {args.critic}, {args.scenes} test scenes{seen}")
     print(markdown_table(table, columns=["pairs", "count", "true caption higher"]))
+
+
+def _reversed_relations(critic, tokenizer, seeds: int = 4) -> dict:
+    """The row for relation-suite renders against their reversed renders."""
+    import copy
+
+    from pixloom.data.transforms import images_to_tensor
+    from pixloom.evaluation.alignment import load_prompts, render_record
+
+    opposite = {"left_of": "right_of", "right_of": "left_of", "above": "below", "below": "above"}
+    records, right, wrong = load_prompts("relation"), [], []
+    for record in records:
+        reversed_ = copy.deepcopy(record)
+        for relation in reversed_["relations"]:
+            relation["type"] = opposite[relation["type"]]
+        right += [render_record(record, seed, critic.config.resolution) for seed in range(seeds)]
+        wrong += [render_record(reversed_, seed, critic.config.resolution) for seed in range(seeds)]
+    prompts = [record["prompt"] for record in records for _ in range(seeds)]
+    with torch.no_grad():
+        scores = []
+        for images in (images_to_tensor(right), images_to_tensor(wrong)):
+            if tokenizer is not None:
+                images = tokenizer.decode(tokenizer.encode(images).indices, prompts)
+            scores.append(critic(images, prompts))
+    return {"pairs": "relation suite: its render against the render with the relation reversed",
+            "count": len(prompts), "true caption higher": (scores[0] > scores[1]).float().mean().item()}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 As NegCLIP (Yuksekgonul et al. 2023) swaps words in captions to teach a contrastive model
 word order and binding, these edits turn a shapes-world caption into a near miss: colours
 or shapes swapped between two objects, one colour, shape or size replaced, a count changed,
-a direction flipped. They read the caption's words only (never the scene), using the
+a direction flipped, a relation between two objects reversed. They read the caption's words only (never the scene), using the
 world's vocabulary (world.py) to know which word is a colour, a shape or a number. Edits
 that would name a held-out colour-shape pair are not made, so that a critic trained on them
 never learns such a pair as a mismatch.
@@ -84,6 +84,26 @@ def _flip(words: list[str], rng: random.Random) -> list[str] | None:
     return words[:i] + [_FLIPS[words[i]]] + words[i + 1 :]
 
 
+def _relation_slots(words: list[str]) -> list[int]:
+    """Where the words name a relation between two objects: "left of", "right of", "above",
+    "below" (a position's "left" or "right" is never followed by "of")."""
+    return [
+        i
+        for i, w in enumerate(words)
+        if w in ("above", "below") or (w in ("left", "right") and words[i + 1 : i + 2] == ["of"])
+    ]
+
+
+def _flip_relation(words: list[str], rng: random.Random) -> list[str] | None:
+    """The relation between two objects reversed: "left of" <-> "right of", "above" <->
+    "below". The objects and their order stay, so only where they are tells the two apart."""
+    slots = _relation_slots(words)
+    if not slots:
+        return None
+    i = rng.choice(slots)
+    return words[:i] + [_FLIPS[words[i]]] + words[i + 1 :]
+
+
 def _agree(words: list[str], first: int, noun: int, many: bool) -> None:
     """Fix the verb around the noun phrase words[first:noun + 1] after its number changed."""
     old, new = ("is", "are") if many else ("are", "is")
@@ -138,7 +158,11 @@ EDITS: dict[str, Callable[[list[str], random.Random], list[str] | None]] = {
     "replace_shape": _replace_shape,
     "flip": _flip,
     "recount": _recount,
+    "flip_relation": _flip_relation,
 }
+# Edits tried only where a critic task's edit_weights names them, so that the presets
+# written before they existed draw the same edits.
+OPT_IN_EDITS = frozenset({"flip_relation"})
 
 
 def _names_pair(words: list[str], pairs: frozenset[tuple[str, str]]) -> bool:
@@ -155,14 +179,16 @@ def hard_negative(
     applies. Words come back lower-cased, space-separated (as the built-in encoder reads
     them); no edit names a (colour, shape) pair of `avoid_pairs`. The edits are tried in a
     random order, each equally likely to come first, or in proportion to `weights` (by edit
-    name; 1 where unnamed, 0 never tried)."""
+    name; 1 where unnamed, 0 never tried; an edit of OPT_IN_EDITS only where named)."""
     words = split_words(caption)
-    names = list(EDITS)
+    names = [name for name in EDITS if weights is not None or name not in OPT_IN_EDITS]
     if weights is None:
         rng.shuffle(names)
     else:  # weighted order without replacement (Efraimidis and Spirakis 2006)
         keys = {
-            name: rng.random() ** (1 / w) for name in names if (w := weights.get(name, 1.0)) > 0
+            name: rng.random() ** (1 / w)
+            for name in names
+            if (w := weights.get(name, 0.0 if name in OPT_IN_EDITS else 1.0)) > 0
         }
         names = sorted(keys, key=keys.get, reverse=True)
     for name in names:
