@@ -53,6 +53,11 @@ class CriticConfig:
     image_depth: int = 0  # self-attention layers over the cells before fusion ("cross" only)
     grounding: bool = False  # add a phrase-cell grounding score to the logit: each word with
     # its neighbours, best cosine over the cells, a learned weighted mean over the words
+    place_words: bool = False  # add a placement score to the logit: where each word's
+    # grounding unit is found (the cells' centres averaged by the softmax of the unit's
+    # cosines), dotted with a direction its text state gives, summed over the words, so that
+    # "a circle left of a square" can ask the circle's x to be low and the square's high
+    # (needs grounding)
 
     def __post_init__(self) -> None:
         require(self.text_encoder.get("name") == "builtin", "model.text_encoder",
@@ -71,6 +76,9 @@ class CriticConfig:
         require(self.image_depth >= 0 and (self.image_depth == 0 or self.fusion == "cross"),
                 "model.image_depth", self.image_depth,
                 'an integer >= 0, and 0 unless fusion is "cross"')  # fmt: skip
+        require(not self.place_words or self.grounding, "model.place_words",
+                self.place_words, "false unless grounding is true: words are placed by "
+                "their grounding units")  # fmt: skip
 
     @property
     def grid_side(self) -> int:
@@ -115,6 +123,14 @@ class ImageTextCritic(nn.Module):
             self.ground_cells = nn.Linear(config.dim, config.embed_dim)
             self.ground_gate = nn.Linear(self.text_encoder.dim, 1)  # how much each word counts
             self.ground_scale = nn.Parameter(torch.tensor(10.0))
+        if config.place_words:  # zero at first: a critic it is added to keeps its logits
+            self.word_direction = nn.Linear(self.text_encoder.dim, 2)
+            nn.init.zeros_(self.word_direction.weight), nn.init.zeros_(self.word_direction.bias)
+            side = config.grid_side
+            centres = (torch.arange(side, dtype=torch.float32) + 0.5) / side * 2 - 1
+            y, x = torch.meshgrid(centres, centres, indexing="ij")
+            centres = torch.stack([x, y], -1).view(-1, 2)  # (cells, (x, y)) in [-1, 1]
+            self.register_buffer("cell_centres", centres, persistent=False)
         self.image_embed = nn.Linear(config.dim, config.embed_dim)
         self.text_embed = nn.Linear(self.text_encoder.dim, config.embed_dim)
         nn.init.normal_(self.image_position, std=0.02)
@@ -147,6 +163,8 @@ class ImageTextCritic(nn.Module):
                 f"{image_tokens.shape[0]} prompts, one per image")  # fmt: skip
         text = self.text_encoder.encode(list(prompts))
         words = self.text_proj(text.tokens.to(image_tokens.dtype))  # (B, T, dim)
+        if self.config.grounding:
+            units, gate = self.grounding_units(image_tokens, text.tokens, text.mask)
         batch = image_tokens.shape[0]
         cls = self.cls.to(image_tokens.dtype).expand(batch, 1, -1)
         start = torch.ones(batch, 1, dtype=torch.bool, device=words.device)
@@ -165,24 +183,40 @@ class ImageTextCritic(nn.Module):
                 x = encoder_layer(block, x, mask)
         logits = self.head(self.norm(x[:, 0]))[:, 0].float()
         if self.config.grounding:
-            logits = logits + self.grounding(image_tokens, text.tokens, text.mask)
+            logits = logits + self.grounding_score(units, gate)
+        if self.config.place_words:
+            found = (self.ground_scale * units).softmax(-1) @ self.cell_centres  # (B, T, (x, y))
+            direction = self.word_direction(text.tokens.to(image_tokens.dtype)).float()
+            placed = (direction * found).sum(-1) * text.mask.to(found.device)  # (B, T)
+            logits = logits + placed.sum(-1)
         return logits
 
     def grounding(self, image_tokens: Tensor, words: Tensor, mask: Tensor) -> Tensor:
-        """Image tokens (B, cells, dim), word states (B, T, D) and their mask (B, T) -> (B,):
-        each word read with its two neighbours (a 3-word unit: "red circle" is one), the unit's
-        best cosine over the cells, averaged with learned word weights and scaled (after FILIP's
-        late interaction, Yao et al. 2021). One cell has to answer to the whole unit, so "a red
-        circle" is not met by a red square and a blue circle, as it is by a pooled comparison
-        or by word states that have not learned their context."""
+        """The grounding score (B,) of image tokens (B, cells, dim) against word states
+        (B, T, D) with their mask (B, T) (grounding_units)."""
+        return self.grounding_score(*self.grounding_units(image_tokens, words, mask))
+
+    def grounding_score(self, units: Tensor, gate: Tensor) -> Tensor:
+        """Each unit's best cosine, averaged with the word weights and scaled: (B,)."""
+        return self.ground_scale * (gate.softmax(-1) * units.amax(-1)).sum(-1)
+
+    def grounding_units(
+        self, image_tokens: Tensor, words: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Image tokens (B, cells, dim), word states (B, T, D) and their mask (B, T) -> the
+        cosines (B, T, cells) of each word's unit with every cell, and the word weights' logits
+        (B, T). A unit is a word read with its two neighbours ("red circle" is one); the
+        grounding score is the units' best cosines, averaged with the word weights and scaled
+        (after FILIP's late interaction, Yao et al. 2021). One cell has to answer to the whole
+        unit, so "a red circle" is not met by a red square and a blue circle, as it is by a
+        pooled comparison or by word states that have not learned their context."""
         mask = mask.to(image_tokens.device)
         states = words.to(image_tokens.dtype) * mask[..., None]  # padding reads as zeros
         units = self.ground_words(states.transpose(1, 2)).transpose(1, 2)  # (B, T, E)
-        words = F.normalize(units.float(), dim=-1)
+        units = F.normalize(units.float(), dim=-1)
         cells = F.normalize(self.ground_cells(image_tokens).float(), dim=-1)
-        best = (words @ cells.transpose(1, 2)).amax(-1)  # (B, T)
         gate = self.ground_gate(states)[..., 0].float().masked_fill(~mask, -1e4)
-        return self.ground_scale * (gate.softmax(-1) * best).sum(-1)
+        return units @ cells.transpose(1, 2), gate
 
     def forward(self, images: Tensor, prompts: list[str]) -> Tensor:
         """Match logits (B,) of images (B, 3, R, R) in [-1, 1] against B prompts."""

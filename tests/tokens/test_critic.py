@@ -36,6 +36,11 @@ def test_each_edit_changes_what_the_caption_says():
     assert _edit("flip", "a red circle to the left of a blue square") == (
         "a red circle to the right of a blue square")  # fmt: skip
     assert _edit("flip", "a red circle") is None
+    assert _edit("flip_relation", "a small red circle is above a large blue square") == (
+        "a small red circle is below a large blue square")  # fmt: skip
+    assert _edit("flip_relation", "a red circle left of a blue square at the top left") == (
+        "a red circle right of a blue square at the top left")  # fmt: skip
+    assert _edit("flip_relation", "a red circle on the left and a blue square") is None
     colour = _edit("replace_color", "a red circle").split()
     assert colour[0] == "a" and colour[1] not in ("red",) and colour[2] == "circle"
     shape = _edit("replace_shape", "three red crosses").split()
@@ -62,7 +67,6 @@ def test_hard_negative_never_names_an_avoided_pair_and_gives_up_cleanly():
 
 
 def test_edit_weights_choose_which_edits_are_tried_first():
-    from pixloom.training.tasks.critic import CriticTaskOptions
 
     caption = "a red circle to the left of a blue square"
     only_swaps = {name: 0 for name in EDITS} | {"swap_colors": 1, "swap_shapes": 1}
@@ -75,6 +79,47 @@ def test_edit_weights_choose_which_edits_are_tried_first():
     assert not any("right" in edited for edited in no_flips)
     favoured = [hard_negative(caption, rng, weights={"swap_colors": 20}) for _ in range(200)]
     assert favoured.count("a blue circle to the left of a red square") > 150
+    reversed_ = "a red circle to the right of a blue square"
+    opted_in = [hard_negative(caption, rng, weights={"flip_relation": 20}) for _ in range(200)]
+    assert opted_in.count(reversed_) > 150
+
+
+def test_opt_in_edits_leave_the_draws_of_earlier_recipes_unchanged():
+    from pixloom.data.shapes.negatives import OPT_IN_EDITS
+
+    # a caption only an opt-in edit applies to: nothing, unless edit_weights names it
+    only_relation = {name: 0 for name in EDITS if name not in OPT_IN_EDITS}
+    assert hard_negative("a circle above a square", random.Random(0), weights=only_relation) is None
+    assert hard_negative("a circle above a square", random.Random(0),
+                         weights={**only_relation, "flip_relation": 1}) == "a circle below a square"  # fmt: skip
+    # the unweighted and weighted orders of the edits that were there before, draw for draw
+    captions = ["a red circle to the left of a blue square", "two green stars at the top",
+                "a small cyan cross above a large white diamond"]  # fmt: skip
+    for weights in (None, {"swap_colors": 2, "swap_shapes": 2}):
+        rng, reference = random.Random(3), random.Random(3)
+        for caption in captions * 20:
+            expected = _reference_hard_negative(caption, reference, weights)
+            assert hard_negative(caption, rng, weights=weights) == expected
+
+
+def _reference_hard_negative(caption, rng, weights):
+    """hard_negative as it was before any opt-in edit existed (the six edits only)."""
+    words, names = split_words(caption), [n for n in EDITS if n != "flip_relation"]
+    if weights is None:
+        rng.shuffle(names)
+    else:
+        keys = {n: rng.random() ** (1 / w) for n in names if (w := weights.get(n, 1.0)) > 0}
+        names = sorted(keys, key=keys.get, reverse=True)
+    for name in names:
+        edited = EDITS[name](words, rng)
+        if edited is not None and edited != words:
+            return " ".join(edited)
+    return None
+
+
+def test_edit_weights_refuse_unknown_edits_and_negative_weights():
+    from pixloom.training.tasks.critic import CriticTaskOptions
+
     with pytest.raises(InvalidValue, match="task_options.edit_weights"):
         CriticTaskOptions(edit_weights={"swap_sizes": 1})
     with pytest.raises(InvalidValue, match="task_options.edit_weights.flip"):
@@ -432,3 +477,54 @@ def test_critic_presets_parse_into_their_options_and_networks():
     assert networks == {"shapes-critic": ("joint", False, 4, 1),
                         "shapes-critic-ground": ("cross", True, 8, 4),
                         "shapes-critic-joint-ground": ("joint", True, 4, 2)}  # fmt: skip
+
+
+def test_placed_words_start_at_zero_and_init_from_goes_on_from_a_trained_critic(tmp_path):
+    from pixloom.configs import config_from_dict
+    from pixloom.data.registry import DatasetInfo
+    from pixloom.io.checkpoint import save_checkpoint
+    from pixloom.training.tasks.critic import CriticTask, CriticTaskOptions
+
+    info = DatasetInfo(name="shapes", resolution=16, has_captions=True)
+    grounded = {**CRITIC, "grounding": True}
+    torch.manual_seed(0)
+    trained = build_model("critic", grounded).eval()
+    save_checkpoint(tmp_path / "critic", config={"family": "critic", "model": grounded},
+                    weights=trained.state_dict())  # fmt: skip
+
+    def task(**options):
+        fields = {"init_from": str(tmp_path / "critic"), **options}
+        return CriticTask(config_from_dict(CriticTaskOptions, fields), info)
+
+    located = task(model_config={"place_words": True})
+    images = torch.rand(3, 3, 16, 16) * 2 - 1
+    prompts = ["a red circle above a square", "two blue squares", "a green star"]
+    with torch.no_grad():  # the placement term starts at zero: the trained critic's logits
+        assert torch.allclose(located.critic.eval()(images, prompts), trained(images, prompts))
+    located.critic.train()
+    batch = {"image": images, "caption": prompts}
+    located.loss("match", batch, 0)[0].backward()
+    assert located.critic.word_direction.weight.grad.abs().sum() > 0  # and it learns
+    assert located.export_config()["model"]["place_words"] is True
+    placed = task(model_config={"place_words": True}).critic.eval()  # norms' statistics unmoved
+    with torch.no_grad():
+        torch.nn.init.normal_(placed.word_direction.weight)
+        tokens, text = placed.image_tokens(images), placed.text_encoder.encode(prompts)
+        units, _ = placed.grounding_units(tokens, text.tokens, text.mask)
+        found = (placed.ground_scale * units).softmax(-1) @ placed.cell_centres
+        by_hand = [sum(float(placed.word_direction(text.tokens[b, t]) @ found[b, t])
+                       for t in range(int(text.mask[b].sum()))) for b in range(3)]  # fmt: skip
+        term = placed(images, prompts) - trained(images, prompts)
+    assert torch.allclose(term, torch.tensor(by_hand), atol=1e-4)  # each word's place, weighed
+    assert bool(((found >= -1) & (found <= 1)).all())
+    assert located.export_config()["model"]["text_encoder"]["vocab"] == VOCAB
+    with pytest.raises(InvalidValue, match="model.place_words"):
+        build_model("critic", {**CRITIC, "place_words": True})  # words are placed by grounding
+    with pytest.raises(InvalidValue, match="task_options.text_encoder_config"):
+        task(text_encoder_config={"dim": 32})
+    with pytest.raises(InvalidValue, match="task_options.model_config"):
+        task(model_config={"dim": 32})  # would change the trained weights' shapes
+    with pytest.raises(InvalidValue, match="task_options.init_from"):
+        save_checkpoint(tmp_path / "vq", config={"family": "vq", "model": VQ},
+                        weights=build_model("vq", VQ).state_dict())  # fmt: skip
+        task(init_from=str(tmp_path / "vq"))

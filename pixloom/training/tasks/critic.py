@@ -25,6 +25,7 @@ from pixloom.data.shapes.negatives import EDITS, hard_negative
 from pixloom.data.shapes.world import DEFAULT_HELDOUT_PAIRS, parse_pairs
 from pixloom.errors import DataError, require
 from pixloom.models.critic import CriticConfig, ImageTextCritic
+from pixloom.training.checkpointing import load_trained
 from pixloom.training.task import Phase, register_task
 from pixloom.training.tasks.gan import text_encoder_spec
 
@@ -42,6 +43,9 @@ class CriticTaskOptions:
     temperature: float = 0.07  # of the contrastive term's softmax (CLIP's initial value)
     avoid_pairs: list[str] = field(default_factory=lambda: list(DEFAULT_HELDOUT_PAIRS))
     # colour-shape pairs no edit may name (the dataset's held-out pairs)
+    init_from: str | None = None  # a trained critic to go on from: its config, vocabulary
+    # and weights; model_config may only add what its config lacks (e.g. locate_words), and
+    # the modules that adds start as their own initialisation leaves them
     lr: float = 1e-3  # AdamW
     weight_decay: float = 0.01
     artifacts: ArtifactOptions = field(default_factory=ArtifactOptions)
@@ -104,11 +108,29 @@ class CriticTask:
             text_encoder="builtin", class_conditional=False, vocab_size=options.vocab_size,
             vocab_captions=options.vocab_captions, text_encoder_config=options.text_encoder_config,
         )  # fmt: skip
-        fields = {**options.model_config, "text_encoder": text_encoder_spec(spec_options, dataset_info)}  # fmt: skip
+        if options.init_from is None:
+            fields = {**options.model_config, "text_encoder": text_encoder_spec(spec_options, dataset_info)}  # fmt: skip
+        else:
+            trained = load_trained(options.init_from, "init_from", ["critic"])[0]
+            require(not options.text_encoder_config, "task_options.text_encoder_config",
+                    options.text_encoder_config, "empty when task_options.init_from is set: "
+                    "the trained critic's text encoder is kept")  # fmt: skip
+            fields = {**config_to_dict(trained.config), **options.model_config}
         self.model_config = config_from_dict(
             CriticConfig, fields, where="task_options.model_config"
         )
         self.critic = ImageTextCritic(self.model_config)
+        if options.init_from is not None:
+            self._start_from(trained)
+
+    def _start_from(self, trained: nn.Module) -> None:
+        """Copy a trained critic's weights; only modules model_config added may lack them."""
+        own, saved = self.critic.state_dict(), trained.state_dict()
+        changed = sorted(k for k in saved if k not in own or own[k].shape != saved[k].shape)
+        require(not changed, "task_options.model_config", self.options.model_config,
+                f"fields that keep the init_from critic's weights ({', '.join(changed[:3])} "
+                "would change)")  # fmt: skip
+        self.critic.load_state_dict(saved, strict=False)
 
     def modules(self) -> dict[str, nn.Module]:
         """The critic."""
