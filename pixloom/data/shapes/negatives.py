@@ -3,10 +3,10 @@
 As NegCLIP (Yuksekgonul et al. 2023) swaps words in captions to teach a contrastive model
 word order and binding, these edits turn a shapes-world caption into a near miss: colours
 or shapes swapped between two objects, one colour, shape or size replaced, a count changed,
-a direction flipped, a relation between two objects reversed. They read the caption's words only (never the scene), using the
-world's vocabulary (world.py) to know which word is a colour, a shape or a number. Edits
-that would name a held-out colour-shape pair are not made, so that a critic trained on them
-never learns such a pair as a mismatch.
+a direction flipped, a relation between two objects reversed. They read the caption's words
+only (never the scene), using the world's vocabulary (world.py) to know which word is a
+colour, a shape or a number. Edits that would name a held-out colour-shape pair are not
+made, so that a critic trained on them never learns such a pair as a mismatch.
 """
 
 from __future__ import annotations
