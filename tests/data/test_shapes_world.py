@@ -99,6 +99,20 @@ def test_captions_use_only_canonical_words_and_vary():
     assert before == [test[i]["caption"] for i in range(20)]
 
 
+def test_relation_captions_option_sets_how_often_a_relation_is_told():
+    def relation_share(**options) -> float:
+        data = load_dataset("shapes", resolution=16, **options)
+        captions = [data.caption(i) for i in range(400)]
+        return sum(bool(re.search(r"left of|right of|above|below", c)) for c in captions) / 400
+
+    default = relation_share()
+    assert relation_share(relation_captions=0.0) == 0
+    assert relation_share(relation_captions=0.9) > default + 0.1
+    assert default == relation_share(relation_captions=0.5)  # the default draws as before
+    with pytest.raises(InvalidValue, match="relation_captions.*a probability from 0 to 1"):
+        load_dataset("shapes", resolution=16, relation_captions=1.5)
+
+
 def caption_scene_epoch0(index: int) -> str:
     return load_dataset("shapes", resolution=16).caption(index)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixloom.data.registry import DatasetInfo, ImageDataset, register_dataset
-from pixloom.data.shapes.captions import caption_scene
+from pixloom.data.shapes.captions import P_RELATION, caption_scene
 from pixloom.data.shapes.render import check_resolution, render_scene
 from pixloom.data.shapes.targets import scene_to_target
 from pixloom.data.shapes.world import (
@@ -39,6 +39,8 @@ class ShapesOptions:
     heldout_pairs: list[str] = field(default_factory=lambda: list(DEFAULT_HELDOUT_PAIRS))
     max_objects: int = MAX_OBJECTS
     noise: bool = True  # false: flat backgrounds, without the noise texture
+    relation_captions: float = P_RELATION  # chance that a scene of distinct objects is told
+    # as a relation between two ("a red circle left of a blue square"), where one is clear
 
     def __post_init__(self):
         require(self.train_size >= 1, "train_size", self.train_size, "an integer >= 1")
@@ -46,6 +48,8 @@ class ShapesOptions:
         require(1 <= self.max_objects <= MAX_OBJECTS, "max_objects", self.max_objects, "1, 2 or 3")
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         parse_pairs(self.heldout_pairs, "heldout_pairs")
+        require(0 <= self.relation_captions <= 1, "relation_captions", self.relation_captions,
+                "a probability from 0 to 1")  # fmt: skip
 
 
 def scene_seed(seed: int, split: str, index: int) -> int:
@@ -82,7 +86,7 @@ class ShapesDataset(ImageDataset):
         """The caption of item `index` in the current epoch (fixed for the test split)."""
         epoch = self.epoch if self.split == "train" else 0
         rng = item_rng(scene_seed(self.seed, self.split, index), epoch, index, stream=1)
-        return caption_scene(scene or self.scene(index), rng)
+        return caption_scene(scene or self.scene(index), rng, self.options.relation_captions)
 
     def load_item(self, index: int) -> dict[str, Any]:
         scene = self.scene(index)
