@@ -479,6 +479,23 @@ def test_critic_presets_parse_into_their_options_and_networks():
                         "shapes-critic-joint-ground": ("joint", True, 4, 2)}  # fmt: skip
 
 
+def test_relation_presets_go_on_from_the_grounded_critic_on_relation_heavy_captions():
+    from pixloom.configs import config_from_dict
+    from pixloom.data.shapes.dataset import ShapesOptions
+    from pixloom.training.presets import load_preset
+    from pixloom.training.tasks.critic import CriticTaskOptions
+
+    chain = {}
+    for name in ("shapes-critic-relations", "shapes-critic-relations2"):
+        preset = load_preset(name)
+        options = config_from_dict(CriticTaskOptions, preset["task_options"], where=name)
+        data = config_from_dict(ShapesOptions, preset["data_options"], where=name)
+        assert data.relation_captions == 0.9 and options.edit_weights["flip_relation"] == 16
+        chain[name] = (options.init_from, preset["out"])
+    assert chain["shapes-critic-relations"][0] == "runs/shapes-critic-joint-ground"
+    assert chain["shapes-critic-relations2"][0] == chain["shapes-critic-relations"][1]
+
+
 def test_placed_words_start_at_zero_and_init_from_goes_on_from_a_trained_critic(tmp_path):
     from pixloom.configs import config_from_dict
     from pixloom.data.registry import DatasetInfo
