@@ -22,6 +22,8 @@ from pixloom.text.builtin import build_vocabulary
 SHIPPED_CRITIC = "a36a0c18"  # sha256 of runs/shapes-critic/model (--preset shapes-critic),
 # the first critic the shipped files held
 GROUNDED_CRITIC = "350dcfc8"  # of runs/shapes-critic-joint-ground/model (its preset)
+RELATION_CRITIC = "40992191"  # of runs/shapes-critic-relations/model (its preset, from the
+# grounded critic)
 VOCAB = build_vocabulary(["a red circle", "two blue squares", "a green star above a square"])
 SPEC = {"name": "builtin", "vocab": VOCAB, "dim": 16, "layers": 1, "heads": 2, "max_length": 12}
 VQ = {"resolution": 16, "downsample": 4, "channels": 8, "codebook_size": 16, "code_dim": 4}
@@ -696,13 +698,17 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
         assert after["task_options"]["lr"] <= before["task_options"]["lr"]
         assert after["task_options"]["mode"] == "raster"
     shipped = _assert_shipped_from("shapes-ar", stages[-1])
-    assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5, "best_of": 4}
-    # re-exported with the grounded critic from the file with the first critic (100fcae7),
-    # itself re-exported from the best_of re-export (same weights, 6d9bfe81) of the file
-    # exported from the run with the text3 decoder
-    assert shipped["storage"]["source_sha256"].startswith("100fcae7")
-    assert shipped["storage"]["critic_sha256"].startswith(GROUNDED_CRITIC)
-    earlier = shipped["storage"]["source_storage"]
+    assert shipped["sampling"] == {"temperature": 0.5, "guidance_scale": 2.5, "best_of": 8}
+    # re-exported with the relation critic and best_of 8 from the file with the grounded
+    # critic (64ef6f3a), itself re-exported from the file with the first critic (100fcae7),
+    # re-exported from the best_of re-export (same weights, 6d9bfe81) of the file exported
+    # from the run with the text3 decoder
+    assert shipped["storage"]["source_sha256"].startswith("64ef6f3a")
+    assert shipped["storage"]["critic_sha256"].startswith(RELATION_CRITIC)
+    shipped = shipped["storage"]["source_storage"]
+    assert shipped["source_sha256"].startswith("100fcae7")
+    assert shipped["critic_sha256"].startswith(GROUNDED_CRITIC)
+    earlier = shipped["source_storage"]
     assert earlier["source_sha256"].startswith("6d9bfe81")
     assert earlier["critic_sha256"].startswith(SHIPPED_CRITIC)
     assert earlier["source_storage"]["source_storage"]["source_sha256"].startswith("72528de7")
@@ -733,19 +739,23 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
     assert earlier["source_storage"]["source_storage"]["source_sha256"].startswith("498b492a")
 
 
-def test_shipped_text_to_image_models_hold_the_grounded_critic():
-    """Each shipped shapes model holds the critic --preset shapes-critic-joint-ground trains
-    (its vocabulary is the training captions' words; its config the preset's)."""
+def test_shipped_text_to_image_models_hold_the_grounded_critic_or_its_relation_fine_tune():
+    """shapes-maskgit and shapes-t2i hold the critic --preset shapes-critic-joint-ground
+    trains, shapes-ar its fine-tune --preset shapes-critic-relations (the vocabulary is the
+    training captions' words; the config the presets')."""
     import json
 
     from pixloom.training.presets import load_preset
     from pixloom.weights import weights_root
 
     options = load_preset("shapes-critic-joint-ground")["task_options"]
-    for name in ("shapes-ar", "shapes-maskgit", "shapes-t2i"):
+    added = load_preset("shapes-critic-relations")["task_options"]["model_config"]
+    for name, sha, fields in (("shapes-ar", RELATION_CRITIC, {**options["model_config"], **added}),
+                              ("shapes-maskgit", GROUNDED_CRITIC, options["model_config"]),
+                              ("shapes-t2i", GROUNDED_CRITIC, options["model_config"])):  # fmt: skip
         config = json.loads((weights_root() / name / "config.json").read_text())
-        assert config["storage"]["critic_sha256"].startswith(GROUNDED_CRITIC), name
-        for key, value in options["model_config"].items():
+        assert config["storage"]["critic_sha256"].startswith(sha), name
+        for key, value in fields.items():
             assert config["model"]["critic"][key] == value, (name, key)
         for key, value in options["text_encoder_config"].items():
             assert config["model"]["critic"]["text_encoder"][key] == value, (name, key)
