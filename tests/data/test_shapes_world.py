@@ -100,15 +100,17 @@ def test_captions_use_only_canonical_words_and_vary():
 
 
 def test_relation_captions_option_sets_how_often_a_relation_is_told():
-    def relation_share(**options) -> float:
+    def captions(**options) -> list[str]:
         data = load_dataset("shapes", resolution=16, **options)
-        captions = [data.caption(i) for i in range(400)]
+        return [data.caption(i) for i in range(400)]
+
+    def relation_share(captions: list[str]) -> float:
         return sum(bool(re.search(r"left of|right of|above|below", c)) for c in captions) / 400
 
-    default = relation_share()
-    assert relation_share(relation_captions=0.0) == 0
-    assert relation_share(relation_captions=0.9) > default + 0.1
-    assert default == relation_share(relation_captions=0.5)  # the default draws as before
+    default = captions()
+    assert default == captions(relation_captions=0.5)  # the default draws as before
+    assert relation_share(captions(relation_captions=0.0)) == 0
+    assert relation_share(captions(relation_captions=0.9)) > relation_share(default) + 0.1
     with pytest.raises(InvalidValue, match="relation_captions.*a probability from 0 to 1"):
         load_dataset("shapes", resolution=16, relation_captions=1.5)
 

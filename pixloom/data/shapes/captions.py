@@ -137,17 +137,15 @@ def _relation_sentence(scene: Scene, attributes: set[str], rng: random.Random) -
     return text
 
 
-def caption_scene(
-    scene: Scene, rng: random.Random, relation_probability: float = P_RELATION
-) -> str:
+def caption_scene(scene: Scene, rng: random.Random, relation_captions: float = P_RELATION) -> str:
     """One caption of the scene, phrased by rng; a scene of distinct objects is told as a
-    relation between two of them with `relation_probability` (where one is clear)."""
+    relation between two of them with probability `relation_captions` (where one is clear)."""
     attributes = {"shape"}
     for name, probability in (("size", P_SIZE), ("color", P_COLOR), ("position", P_POSITION)):
         if rng.random() < probability:
             attributes.add(name)
     identical = len(_groups(scene)) == 1
-    if len(scene.objects) > 1 and not identical and rng.random() < relation_probability:
+    if len(scene.objects) > 1 and not identical and rng.random() < relation_captions:
         text = _relation_sentence(scene, attributes, rng)
         if text is not None:
             return text
