@@ -727,12 +727,16 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
     assert all(stage["task_options"]["mode"] == "maskgit" for stage in stages)
     shipped = _assert_shipped_from("shapes-maskgit", stages[-1])
     assert shipped["sampling"] == {"temperature": 0.7, "best_of": 4}
-    # re-exported with the grounded critic from the file holding the first critic (834a1f33),
-    # itself re-exported from the best_of re-export (same weights, e42ff0d3) of the file
-    # exported from the run with the text3 decoder
-    assert shipped["storage"]["source_sha256"].startswith("834a1f33")
-    assert shipped["storage"]["critic_sha256"].startswith(GROUNDED_CRITIC)
-    earlier = shipped["storage"]["source_storage"]
+    # re-exported with the relation critic from the file with the grounded critic (d8ea3581),
+    # itself re-exported from the file holding the first critic (834a1f33), re-exported from
+    # the best_of re-export (same weights, e42ff0d3) of the file exported from the run with
+    # the text3 decoder
+    assert shipped["storage"]["source_sha256"].startswith("d8ea3581")
+    assert shipped["storage"]["critic_sha256"].startswith(RELATION_CRITIC)
+    shipped = shipped["storage"]["source_storage"]
+    assert shipped["source_sha256"].startswith("834a1f33")
+    assert shipped["critic_sha256"].startswith(GROUNDED_CRITIC)
+    earlier = shipped["source_storage"]
     assert earlier["source_sha256"].startswith("e42ff0d3")
     assert earlier["critic_sha256"].startswith(SHIPPED_CRITIC)
     assert earlier["source_storage"]["source_sha256"].startswith("e42ff0d3")
@@ -740,9 +744,9 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
 
 
 def test_shipped_text_to_image_models_hold_the_grounded_critic_or_its_relation_fine_tune():
-    """shapes-maskgit and shapes-t2i hold the critic --preset shapes-critic-joint-ground
-    trains, shapes-ar its fine-tune --preset shapes-critic-relations (the vocabulary is the
-    training captions' words; the config the presets')."""
+    """shapes-t2i holds the critic --preset shapes-critic-joint-ground trains, the token
+    models its fine-tune --preset shapes-critic-relations (the vocabulary is the training
+    captions' words; the config the presets')."""
     import json
 
     from pixloom.training.presets import load_preset
@@ -751,7 +755,7 @@ def test_shipped_text_to_image_models_hold_the_grounded_critic_or_its_relation_f
     options = load_preset("shapes-critic-joint-ground")["task_options"]
     added = load_preset("shapes-critic-relations")["task_options"]["model_config"]
     for name, sha, fields in (("shapes-ar", RELATION_CRITIC, {**options["model_config"], **added}),
-                              ("shapes-maskgit", GROUNDED_CRITIC, options["model_config"]),
+                              ("shapes-maskgit", RELATION_CRITIC, {**options["model_config"], **added}),
                               ("shapes-t2i", GROUNDED_CRITIC, options["model_config"])):  # fmt: skip
         config = json.loads((weights_root() / name / "config.json").read_text())
         assert config["storage"]["critic_sha256"].startswith(sha), name
