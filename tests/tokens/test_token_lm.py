@@ -703,15 +703,19 @@ def test_shipped_shapes_ar_is_the_last_stage_of_its_preset_chain():
     # critic (64ef6f3a), itself re-exported from the file with the first critic (100fcae7),
     # re-exported from the best_of re-export (same weights, 6d9bfe81) of the file exported
     # from the run with the text3 decoder
-    assert shipped["storage"]["source_sha256"].startswith("64ef6f3a")
-    assert shipped["storage"]["critic_sha256"].startswith(RELATION_CRITIC)
-    shipped = shipped["storage"]["source_storage"]
-    assert shipped["source_sha256"].startswith("100fcae7")
-    assert shipped["critic_sha256"].startswith(GROUNDED_CRITIC)
-    earlier = shipped["source_storage"]
-    assert earlier["source_sha256"].startswith("6d9bfe81")
-    assert earlier["critic_sha256"].startswith(SHIPPED_CRITIC)
-    assert earlier["source_storage"]["source_storage"]["source_sha256"].startswith("72528de7")
+    chain = [("64ef6f3a", RELATION_CRITIC), ("100fcae7", GROUNDED_CRITIC),
+             ("6d9bfe81", SHIPPED_CRITIC), ("6d9bfe81", None), ("72528de7", None)]  # fmt: skip
+    _assert_exported_from(shipped["storage"], chain)
+
+
+def _assert_exported_from(storage: dict, chain: list[tuple[str, str | None]]) -> None:
+    """Each re-export's storage names the file it came from and the critic it put in (None:
+    none checked), newest first, down the nested source_storage."""
+    for source, critic in chain:
+        assert storage["source_sha256"].startswith(source)
+        if critic is not None:
+            assert storage["critic_sha256"].startswith(critic)
+        storage = storage.get("source_storage", {})
 
 
 def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
@@ -731,16 +735,9 @@ def test_shipped_shapes_maskgit_is_the_last_stage_of_its_preset_chain():
     # itself re-exported from the file holding the first critic (834a1f33), re-exported from
     # the best_of re-export (same weights, e42ff0d3) of the file exported from the run with
     # the text3 decoder
-    assert shipped["storage"]["source_sha256"].startswith("d8ea3581")
-    assert shipped["storage"]["critic_sha256"].startswith(RELATION_CRITIC)
-    shipped = shipped["storage"]["source_storage"]
-    assert shipped["source_sha256"].startswith("834a1f33")
-    assert shipped["critic_sha256"].startswith(GROUNDED_CRITIC)
-    earlier = shipped["source_storage"]
-    assert earlier["source_sha256"].startswith("e42ff0d3")
-    assert earlier["critic_sha256"].startswith(SHIPPED_CRITIC)
-    assert earlier["source_storage"]["source_sha256"].startswith("e42ff0d3")
-    assert earlier["source_storage"]["source_storage"]["source_sha256"].startswith("498b492a")
+    chain = [("d8ea3581", RELATION_CRITIC), ("834a1f33", GROUNDED_CRITIC),
+             ("e42ff0d3", SHIPPED_CRITIC), ("e42ff0d3", None), ("498b492a", None)]  # fmt: skip
+    _assert_exported_from(shipped["storage"], chain)
 
 
 def test_shipped_text_to_image_models_hold_the_grounded_critic_or_its_relation_fine_tune():
