@@ -44,7 +44,7 @@ class CriticTaskOptions:
     avoid_pairs: list[str] = field(default_factory=lambda: list(DEFAULT_HELDOUT_PAIRS))
     # colour-shape pairs no edit may name (the dataset's held-out pairs)
     init_from: str | None = None  # a trained critic to go on from: its config, vocabulary
-    # and weights; model_config may only add what its config lacks (e.g. locate_words), and
+    # and weights; model_config may only add what its config lacks (e.g. place_words), and
     # the modules that adds start as their own initialisation leaves them
     lr: float = 1e-3  # AdamW
     weight_decay: float = 0.01
