@@ -1,16 +1,21 @@
-"""What best-of-K sampling costs: one image's latency and batch throughput, K side by side.
+"""What best-of-K sampling costs: one image's latency and batch throughput, side by side.
 
     python -m benchmarks.best_of --model shapes-ar --best-of 1 4 8
     python -m benchmarks.best_of --model shapes-maskgit --best-of 1 4
     python -m benchmarks.best_of --model shapes-t2i --best-of 1 16   # a GAN judged by its critic
+    python -m benchmarks.best_of --model shapes-ar:8 shapes-maskgit:1,2 --precision fp32 bf16
 
 `best_of=K` draws K drafts per image in one batch and keeps the one the model's critic
-rates highest (or, for a token model without one, the one it finds likeliest). Two rows
-per K: "one image" is `pipe(prompt)` (what `pixloom generate` does for each image; the K
-drafts share one batch, so on a CPU the latency grows far less than K), and "batch" is
+rates highest (or, for a token model without one, the one it finds likeliest). Two tables:
+"one image" is `pipe(prompt)` (what `pixloom generate` does for each image; the K drafts
+share one batch, so on a CPU the latency grows far less than K), and "batch" is
 `draw_pairs` on `--batch` prompts (the evaluation path: one batch for token models, one
-call per run of seeds for GANs; throughput falls about K-fold). Interleaved in one run
-(benchmarks.table.time_side_by_side); ratios are to best_of=1.
+call per run of seeds for GANs; throughput falls about K-fold).
+
+Several models, each with its own K after a colon, compare decoders at the settings where
+their alignment matches (issue 6: MaskGIT against raster decoding at equal alignment);
+`--best-of` gives the K of a model named without one. Every candidate of a table runs
+interleaved in one run (benchmarks.table.time_side_by_side); ratios are to the first.
 """
 
 from __future__ import annotations
@@ -22,32 +27,53 @@ from benchmarks.table import markdown_table, time_side_by_side
 PROMPT = "two red crosses"
 
 
+def parse_model(spec: str, default_best_of: list[int]) -> tuple[str, list[int]]:
+    """NAME or NAME:K[,K...] -> (name, the K to time); text after the last colon that is not
+    a list of counts stays part of the name (a path may hold colons)."""
+    name, colon, ks = spec.rpartition(":")
+    if not colon or not ks.replace(",", "").isdigit():
+        return spec, default_best_of
+    return name, [int(k) for k in ks.split(",")]
+
+
 def main() -> None:
-    """Print a table of seconds and images/s per best_of, with ratios to best_of=1."""
+    """Print a table of seconds and images/s per model, best_of and precision."""
     import pixloom
     from pixloom.devices import cpu_has_fast_bf16
     from pixloom.pipelines.text_to_image import draw_pairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="shapes-ar")
-    parser.add_argument("--best-of", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--model", nargs="+", default=["shapes-ar"],
+                        help="NAME or NAME:K[,K...] (its own best_of values), one or more")  # fmt: skip
+    parser.add_argument("--best-of", type=int, nargs="+", default=[1, 4, 8],
+                        help="the K of a model named without them")  # fmt: skip
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
+                        help="precisions to time (default: each pipeline's own)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    pipe = pixloom.load(args.model)
-    one, batch = {}, {}
     for k in args.best_of:
-        one[f"one image, best_of {k}"] = lambda k=k: pipe(PROMPT, seed=0, best_of=k)
-        batch[f"batch {args.batch}, best_of {k}"] = lambda k=k: draw_pairs(
-            pipe, [PROMPT] * args.batch, list(range(args.batch)), best_of=k
-        )
+        if k < 1:
+            parser.error(f"--best-of: {k} is not an integer >= 1")
+    one, batch = {}, {}
+    for spec in args.model:
+        name, ks = parse_model(spec, args.best_of)
+        pipe = pixloom.load(name)
+        for precision in args.precision or [pipe.precision]:
+            for k in ks:
+                label = f"{name}, best_of {k}, {precision}"
+                fields = {"best_of": k, "precision": precision}
+                one[f"one image: {label}"] = lambda p=pipe, f=fields: p(PROMPT, seed=0, **f)
+                batch[f"batch {args.batch}: {label}"] = lambda p=pipe, f=fields: draw_pairs(
+                    p, [PROMPT] * args.batch, list(range(args.batch)), **f
+                )
     rows = []
     for candidates, images in ((one, 1), (batch, args.batch)):
         timed = time_side_by_side(candidates, repeats=args.repeats, warmup=1)
         for row in timed:
             row["images/s"] = images / row["median_s"]
         rows += timed
-    print(f"model {args.model}, precision {pipe.precision}, fast bf16 CPU: {cpu_has_fast_bf16()}")
+    print(f"fast bf16 CPU: {cpu_has_fast_bf16()}")
     print(markdown_table(rows, columns=["name", "median_s", "images/s", "ratio"]))
 
 

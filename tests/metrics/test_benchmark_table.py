@@ -39,3 +39,12 @@ def test_time_side_by_side_interleaves_and_reports_ratio():
     assert len(calls) == 12 and rows[1]["repeats"] == 5
     with pytest.raises(InvalidValue, match="baseline"):
         time_side_by_side({"a": lambda: None}, baseline="b")
+
+
+def test_best_of_benchmark_reads_each_models_own_draft_counts():
+    from benchmarks.best_of import parse_model
+
+    assert parse_model("shapes-ar:8", [1, 4]) == ("shapes-ar", [8])
+    assert parse_model("shapes-maskgit:1,2,4", [1]) == ("shapes-maskgit", [1, 2, 4])
+    assert parse_model("shapes-ar", [1, 4]) == ("shapes-ar", [1, 4])
+    assert parse_model("runs/a:b/model", [2]) == ("runs/a:b/model", [2])  # a path, not counts
