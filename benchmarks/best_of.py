@@ -31,9 +31,10 @@ def parse_model(spec: str, default_best_of: list[int]) -> tuple[str, list[int]]:
     """NAME or NAME:K[,K...] -> (name, the K to time); text after the last colon that is not
     a list of counts stays part of the name (a path may hold colons)."""
     name, colon, ks = spec.rpartition(":")
-    if not colon or not ks.replace(",", "").isdigit():
+    counts = ks.split(",")
+    if not colon or not all(k.isdigit() for k in counts):
         return spec, default_best_of
-    return name, [int(k) for k in ks.split(",")]
+    return name, [int(k) for k in counts]
 
 
 def main() -> None:
@@ -52,12 +53,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    for k in args.best_of:
-        if k < 1:
-            parser.error(f"--best-of: {k} is not an integer >= 1")
+    runs = [parse_model(spec, args.best_of) for spec in args.model]
+    for name, ks in runs:  # before any model loads
+        if min(ks) < 1:
+            parser.error(f"best_of of {name}: {min(ks)} is not an integer >= 1")
     one, batch = {}, {}
-    for spec in args.model:
-        name, ks = parse_model(spec, args.best_of)
+    for name, ks in runs:
         pipe = pixloom.load(name)
         for precision in args.precision or [pipe.precision]:
             for k in ks:

@@ -48,3 +48,4 @@ def test_best_of_benchmark_reads_each_models_own_draft_counts():
     assert parse_model("shapes-maskgit:1,2,4", [1]) == ("shapes-maskgit", [1, 2, 4])
     assert parse_model("shapes-ar", [1, 4]) == ("shapes-ar", [1, 4])
     assert parse_model("runs/a:b/model", [2]) == ("runs/a:b/model", [2])  # a path, not counts
+    assert parse_model("runs/a:1,,2", [2]) == ("runs/a:1,,2", [2])  # not a list of counts
