@@ -751,8 +751,9 @@ def test_shipped_text_to_image_models_hold_the_grounded_critic_or_its_relation_f
 
     options = load_preset("shapes-critic-joint-ground")["task_options"]
     added = load_preset("shapes-critic-relations")["task_options"]["model_config"]
-    for name, sha, fields in (("shapes-ar", RELATION_CRITIC, {**options["model_config"], **added}),
-                              ("shapes-maskgit", RELATION_CRITIC, {**options["model_config"], **added}),
+    relation_fields = {**options["model_config"], **added}
+    for name, sha, fields in (("shapes-ar", RELATION_CRITIC, relation_fields),
+                              ("shapes-maskgit", RELATION_CRITIC, relation_fields),
                               ("shapes-t2i", GROUNDED_CRITIC, options["model_config"])):  # fmt: skip
         config = json.loads((weights_root() / name / "config.json").read_text())
         assert config["storage"]["critic_sha256"].startswith(sha), name
