@@ -5,9 +5,10 @@ Families "token-ar" (causal, raster order, Esser et al. 2021 / LlamaGen, Sun et 
 the style of current LLMs: pre-norm RMSNorm (Zhang & Sennrich 2019), rotary position
 embeddings (Su et al. 2021), SwiGLU MLPs (Shazeer 2020), no biases anywhere.
 
-Sequence layout: [prefix (P slots)] [image slots 0..N-1], N = grid_size**2.
-- Prefix: the prompt's token states through a learned Linear (P = max_text_tokens, padded
-  slots masked out of attention), or one class-label token (P = 1), or nothing (P = 0). A
+Sequence layout: [prefix (T <= P slots)] [image slots 0..N-1], N = grid_size**2.
+- Prefix: the prompt's token states through a learned Linear (at most P = max_text_tokens;
+  a batch takes T slots, its longest prompt's length, the shorter prompts' padding masked
+  out of attention), or one class-label token (P = 1), or nothing (P = 0). A
   "null" row (classifier-free guidance, Ho & Salimans 2022) replaces the prefix by one
   learned null token (text) or the extra class id `num_classes`.
 - Image slot j always carries the 2-D rotary position (row, col) of grid cell j. In raster
@@ -17,6 +18,8 @@ Sequence layout: [prefix (P slots)] [image slots 0..N-1], N = grid_size**2.
 - Rotary positions: half of each head's rotary pairs turn with the row, half with the
   column. Prefix slot i (0..P-1) sits on the diagonal before the grid: row = col = i - P, so
   text tokens keep their 1-D order and every image cell is at the same offset from them.
+  A batch with T < P prefix slots keeps these positions (the rotary tables are gathered, not
+  sliced), so a row's logits do not depend on how long the other prompts of its batch are.
 
 A frozen image tokenizer (family "vq") is a submodule, so one checkpoint holds everything;
 it stays in eval mode and never trains. Networks see tensors only: `TokenCondition`.
@@ -257,7 +260,9 @@ class KVCache:
 
     keys: list[Tensor]  # per layer (B, H, P + N, hd), filled up to `length`
     values: list[Tensor]
-    valid: Tensor  # (B, P + N) bool: key slots that may be attended (prefix padding is not)
+    valid: Tensor  # (B, T + N) bool: key slots that may be attended (prefix padding is not)
+    cos: Tensor  # (T + N, hd/2) rotary tables of the cache's slots (TokenTransformer.rotary)
+    sin: Tensor
     length: int  # slots filled
     padded: bool = True  # some key slot is invalid; False lets one-slot steps skip the mask
 
@@ -332,7 +337,11 @@ class TokenTransformer(nn.Module):
         return self.config.grid_size**2
 
     def prefix(self, cond: TokenCondition | None, batch: int) -> tuple[Tensor, Tensor]:
-        """Prefix states (B, P, D) and their attention validity (B, P) bool."""
+        """Prefix states (B, T, D) and their attention validity (B, T) bool.
+
+        T is the batch's longest prompt (the encoders pad to it), at most P = prefix_length:
+        slots that every row would mask are never computed.
+        """
         config, device = self.config, self.embed.weight.device
         length = config.prefix_length
         if length == 0:
@@ -357,16 +366,29 @@ class TokenTransformer(nn.Module):
                 f"token states of width {width}")  # fmt: skip
         tokens = text.tokens[:, :length].to(device)  # (B, T<=P, D_text)
         valid = text.mask[:, :length].to(device)
-        pad = length - tokens.shape[1]
-        tokens = F.pad(tokens, (0, 0, 0, pad))  # (B, P, D_text)
-        valid = F.pad(valid, (0, pad), value=False)  # (B, P)
-        x = self.text_proj(tokens.to(self.text_proj.weight.dtype))  # (B, P, D)
+        pad = max(1 - tokens.shape[1], 0)  # a null row needs slot 0
+        tokens = F.pad(tokens, (0, 0, 0, pad))  # (B, T, D_text)
+        valid = F.pad(valid, (0, pad), value=False)  # (B, T)
+        x = self.text_proj(tokens.to(self.text_proj.weight.dtype))  # (B, T, D)
         if null is not None:
             x = torch.where(null[:, None, None], torch.zeros_like(x), x)
             x[:, 0] = torch.where(null[:, None], self.null.to(x.dtype), x[:, 0])
             valid = torch.where(null[:, None], F.one_hot(torch.zeros_like(null, dtype=torch.long),
-                                                         length).bool(), valid)  # fmt: skip
+                                                         x.shape[1]).bool(), valid)  # fmt: skip
         return x, valid
+
+    def rotary(self, prefix_slots: int, image_slots: int) -> tuple[Tensor, Tensor]:
+        """Rotary tables (cos, sin), (T + S, hd/2) each, of T prefix slots then S image slots.
+
+        Prefix slot i keeps its position i - P whatever T is; image slot j is grid cell j.
+        """
+        start = self.config.prefix_length
+        if prefix_slots == start:
+            total = start + image_slots
+            return self.rope_cos[:total], self.rope_sin[:total]
+        rows = torch.cat([torch.arange(prefix_slots), torch.arange(start, start + image_slots)])
+        rows = rows.to(self.rope_cos.device)
+        return self.rope_cos[rows], self.rope_sin[rows]
 
     def logits(self, x: Tensor) -> Tensor:
         """Final norm and head: (B, S, D) -> (B, S, vocab)."""
@@ -388,7 +410,7 @@ class TokenTransformer(nn.Module):
         if self.config.mode == "raster":
             causal = torch.ones(total, total, dtype=torch.bool, device=x.device).tril()
             mask = mask & causal
-        cos, sin = self.rope_cos[:total], self.rope_sin[:total]
+        cos, sin = self.rotary(prefix.shape[1], slots)
         for block in self.blocks:
             x = block(x, cos, sin, mask)
         return self.logits(x[:, prefix.shape[1] :])
@@ -401,15 +423,17 @@ class TokenTransformer(nn.Module):
             tokens = torch.cat([bos, tokens[:, :-1]], 1)  # (B, n): BOS, t0 .. t_{n-2}
         return self.run_slots(tokens, cond)
 
-    def new_cache(self, batch: int, dtype: torch.dtype) -> KVCache:
-        """An empty raster KV cache for `batch` rows."""
+    def new_cache(self, batch: int, dtype: torch.dtype, prefix_slots: int | None = None) -> KVCache:
+        """An empty raster KV cache for `batch` rows after `prefix_slots` (default P) slots."""
         config, device = self.config, self.embed.weight.device
-        total = config.prefix_length + self.num_tokens
+        prefix_slots = config.prefix_length if prefix_slots is None else prefix_slots
+        total = prefix_slots + self.num_tokens
         shape = (batch, config.heads, total, config.dim // config.heads)
         keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.blocks]
         values = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.blocks]
         valid = torch.ones(batch, total, dtype=torch.bool, device=device)
-        return KVCache(keys, values, valid, 0)
+        cos, sin = self.rotary(prefix_slots, self.num_tokens)
+        return KVCache(keys, values, valid, cos, sin, 0)
 
     def _cached(self, x: Tensor, cache: KVCache) -> Tensor:
         """Run new slots x (B, S, D) through the blocks after `cache.length` cached slots."""
@@ -420,7 +444,7 @@ class TokenTransformer(nn.Module):
             mask = cache.valid[:, None, None, :end].expand(batch, 1, count, end)
             causal = torch.ones(count, end, dtype=torch.bool, device=x.device).tril(start)
             mask = mask & causal
-        cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
+        cos, sin = cache.cos[start:end], cache.sin[start:end]
         for block, keys, values in zip(self.blocks, cache.keys, cache.values):
             x = block(x, cos, sin, mask, (keys, values, start))
         cache.length = end
@@ -431,7 +455,7 @@ class TokenTransformer(nn.Module):
         """Raster: run prefix + BOS -> (logits of cell 0 (B, vocab), the filled cache)."""
         require(self.config.mode == "raster", "mode", self.config.mode, "raster for a KV cache")
         prefix, valid = self.prefix(cond, batch)
-        cache = self.new_cache(batch, dtype)
+        cache = self.new_cache(batch, dtype, prefix.shape[1])
         cache.valid[:, : valid.shape[1]] = valid
         cache.padded = not bool(valid.all())
         bos = self.embed(torch.full((batch, 1), self.special, device=prefix.device))

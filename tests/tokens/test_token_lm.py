@@ -110,6 +110,28 @@ def test_kv_cache_without_padding_skips_the_mask_and_still_matches(fields):
     assert torch.allclose(torch.stack(steps, 1), full, atol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["token-ar", "maskgit"])
+def test_prefix_spans_the_batchs_longest_prompt_and_rows_ignore_their_neighbours(family):
+    model = _model(family)  # max_text_tokens 6
+    short, long = "a red circle", "a green star above a red circle and two blue squares"
+    tokens = torch.randint(0, 16, (2, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        alone_prefix, alone_valid = model.prefix(_cond(model, [short]), 1)
+        pair_prefix, pair_valid = model.prefix(_cond(model, [short, long]), 2)
+        alone = model(tokens[:1], None, _cond(model, [short]))
+        pair = model(tokens, None, _cond(model, [short, long]))
+    assert alone_prefix.shape[1] == 4 and bool(alone_valid.all())  # [CLS] a red circle
+    assert pair_prefix.shape[1] == 6  # the long prompt, cut to max_text_tokens
+    assert pair_valid.tolist() == [[True] * 4 + [False] * 2, [True] * 6]
+    assert torch.allclose(pair[:1], alone, atol=1e-5)  # same rotary positions, padding masked
+    if family == "token-ar":  # the cache of a lone unpadded prompt needs no mask
+        with torch.no_grad():
+            first, cache = model.prefill(_cond(model, [short]), 1)
+            steps = [first] + [model.forward_step(tokens[:1, j], cache) for j in range(15)]
+        assert not cache.padded and cache.valid.shape == (1, 4 + 16)
+        assert torch.allclose(torch.stack(steps, 1), alone, atol=1e-4)
+
+
 def test_guidance_and_filters():
     cond, null = torch.randn(2, 5), torch.randn(2, 5)
     both = torch.cat([cond, null])
