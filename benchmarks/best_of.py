@@ -10,7 +10,9 @@ rates highest (or, for a token model without one, the one it finds likeliest). T
 "one image" is `pipe(prompt)` (what `pixloom generate` does for each image; the K drafts
 share one batch, so on a CPU the latency grows far less than K), and "batch" is
 `draw_pairs` on `--batch` prompts (the evaluation path: one batch for token models, one
-call per run of seeds for GANs; throughput falls about K-fold).
+call per run of seeds for GANs; throughput falls about K-fold). The batch repeats one
+prompt unless `--prompts` names a suite, 'all' or a prompt file: a token model's batch
+costs more with longer prompts (its prefix spans the batch's longest one).
 
 Several models, each with its own K after a colon, compare decoders at the settings where
 their alignment matches (issue 6: MaskGIT against raster decoding at equal alignment);
@@ -37,6 +39,16 @@ def parse_model(spec: str, default_best_of: list[int]) -> tuple[str, list[int]]:
     return name, [int(k) for k in counts]
 
 
+def batch_prompts(prompts: str | None, batch: int) -> list[str]:
+    """`batch` prompts: PROMPT repeated, or evenly spaced records of a suite, 'all' or a file."""
+    if prompts is None:
+        return [PROMPT] * batch
+    from pixloom.evaluation.alignment import load_prompts
+
+    records = load_prompts(prompts)
+    return [records[i * len(records) // batch]["prompt"] for i in range(batch)]
+
+
 def main() -> None:
     """Print a table of seconds and images/s per model, best_of and precision."""
     import pixloom
@@ -51,12 +63,16 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
                         help="precisions to time (default: each pipeline's own)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--prompts", default=None,
+                        help=f"the batch's prompts: a suite, 'all' or a .jsonl (default: "
+                             f"'{PROMPT}' repeated)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     runs = [parse_model(spec, args.best_of) for spec in args.model]
     for name, ks in runs:  # before any model loads
         if min(ks) < 1:
             parser.error(f"best_of of {name}: {min(ks)} is not an integer >= 1")
+    prompts = batch_prompts(args.prompts, args.batch)
     one, batch = {}, {}
     for name, ks in runs:
         pipe = pixloom.load(name)
@@ -66,7 +82,7 @@ def main() -> None:
                 fields = {"best_of": k, "precision": precision}
                 one[f"one image: {label}"] = lambda p=pipe, f=fields: p(PROMPT, seed=0, **f)
                 batch[f"batch {args.batch}: {label}"] = lambda p=pipe, f=fields: draw_pairs(
-                    p, [PROMPT] * args.batch, list(range(args.batch)), **f
+                    p, prompts, list(range(args.batch)), **f
                 )
     rows = []
     for candidates, images in ((one, 1), (batch, args.batch)):

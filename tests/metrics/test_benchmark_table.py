@@ -49,3 +49,17 @@ def test_best_of_benchmark_reads_each_models_own_draft_counts():
     assert parse_model("shapes-ar", [1, 4]) == ("shapes-ar", [1, 4])
     assert parse_model("runs/a:b/model", [2]) == ("runs/a:b/model", [2])  # a path, not counts
     assert parse_model("runs/a:1,,2", [2]) == ("runs/a:1,,2", [2])  # not a list of counts
+
+
+def test_best_of_benchmark_batch_prompts_span_the_chosen_suites():
+    from benchmarks.best_of import PROMPT, batch_prompts
+    from pixloom.evaluation.alignment import load_prompts
+
+    assert batch_prompts(None, 3) == [PROMPT] * 3
+    relation = [record["prompt"] for record in load_prompts("relation")]
+    assert batch_prompts("relation", 4) == relation[:: len(relation) // 4][:4]
+    every = batch_prompts("all", 14)  # two from each of the 7 suites
+    categories = {r["prompt"]: r["category"] for r in load_prompts("all")}
+    assert len({categories[p] for p in every}) == 7
+    with pytest.raises(InvalidValue, match="prompts"):
+        batch_prompts("no-such-suite", 4)
