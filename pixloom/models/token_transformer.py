@@ -258,7 +258,7 @@ class Block(nn.Module):
 class KVCache:
     """Keys and values of every layer for the slots decoded so far (raster decoding)."""
 
-    keys: list[Tensor]  # per layer (B, H, P + N, hd), filled up to `length`
+    keys: list[Tensor]  # per layer (B, H, T + N, hd), filled up to `length`
     values: list[Tensor]
     valid: Tensor  # (B, T + N) bool: key slots that may be attended (prefix padding is not)
     cos: Tensor  # (T + N, hd/2) rotary tables of the cache's slots (TokenTransformer.rotary)
@@ -386,8 +386,9 @@ class TokenTransformer(nn.Module):
         if prefix_slots == start:
             total = start + image_slots
             return self.rope_cos[:total], self.rope_sin[:total]
-        rows = torch.cat([torch.arange(prefix_slots), torch.arange(start, start + image_slots)])
-        rows = rows.to(self.rope_cos.device)
+        device = self.rope_cos.device
+        rows = torch.cat([torch.arange(prefix_slots, device=device),
+                          torch.arange(start, start + image_slots, device=device)])  # fmt: skip
         return self.rope_cos[rows], self.rope_sin[rows]
 
     def logits(self, x: Tensor) -> Tensor:
