@@ -424,10 +424,9 @@ class TokenTransformer(nn.Module):
             tokens = torch.cat([bos, tokens[:, :-1]], 1)  # (B, n): BOS, t0 .. t_{n-2}
         return self.run_slots(tokens, cond)
 
-    def new_cache(self, batch: int, dtype: torch.dtype, prefix_slots: int | None = None) -> KVCache:
-        """An empty raster KV cache for `batch` rows after `prefix_slots` (default P) slots."""
+    def new_cache(self, batch: int, dtype: torch.dtype, prefix_slots: int) -> KVCache:
+        """An empty raster KV cache for `batch` rows after `prefix_slots` (<= P) prefix slots."""
         config, device = self.config, self.embed.weight.device
-        prefix_slots = config.prefix_length if prefix_slots is None else prefix_slots
         total = prefix_slots + self.num_tokens
         shape = (batch, config.heads, total, config.dim // config.heads)
         keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.blocks]
