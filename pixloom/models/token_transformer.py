@@ -382,11 +382,7 @@ class TokenTransformer(nn.Module):
 
         Prefix slot i keeps its position i - P whatever T is; image slot j is grid cell j.
         """
-        start = self.config.prefix_length
-        if prefix_slots == start:
-            total = start + image_slots
-            return self.rope_cos[:total], self.rope_sin[:total]
-        device = self.rope_cos.device
+        start, device = self.config.prefix_length, self.rope_cos.device
         rows = torch.cat([torch.arange(prefix_slots, device=device),
                           torch.arange(start, start + image_slots, device=device)])  # fmt: skip
         return self.rope_cos[rows], self.rope_sin[rows]
