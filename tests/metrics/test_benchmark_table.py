@@ -63,3 +63,34 @@ def test_best_of_benchmark_batch_prompts_span_the_chosen_suites():
     assert len({categories[p] for p in every}) == 7
     with pytest.raises(InvalidValue, match="prompts"):
         batch_prompts("no-such-suite", 4)
+
+
+def test_paraphrase_llm_benchmark_scores_every_template_on_a_tiny_causal_lm(tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from benchmarks.paraphrase_llm import CONTENT_FREE, main, rank_words
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "the", "is", "of", "n", "/"]
+    words += ["red", "blue", "green", "circle", "square", "crimson", "colour", "kind"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = transformers.BertTokenizerFast(str(tmp_path / "vocab.txt"))
+    config = transformers.LlamaConfig(
+        vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+
+    scores = rank_words(model, tokenizer, ["crimson", CONTENT_FREE], ["red", "blue", "green"],
+                        "the colour {w} is a kind of", calibrate=True)  # fmt: skip
+    assert scores.shape == (2, 3) and torch.allclose(scores.exp().sum(1), torch.ones(2))
+    assert torch.allclose(scores[1], torch.full((3,), -torch.log(torch.tensor(3.0))))  # no prior
+    main(["--llm", str(tmp_path)])
+    table = capsys.readouterr().out
+    assert table.count("/16 |") == 9 and table.count("/12 |") == 9  # 4 templates x 2 + summed
+    with pytest.raises(SystemExit):
+        main(["--llm", str(tmp_path / "missing")])
+    assert "--llm" in capsys.readouterr().err
