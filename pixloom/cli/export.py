@@ -79,7 +79,8 @@ def _sampling(entries: list[str], config: dict, *, judged: bool) -> dict:
     import json
 
     from pixloom.errors import InvalidValue
-    from pixloom.pipelines.text_to_image import GAN_FAMILIES, sampling_defaults
+    from pixloom.families import GAN_FAMILIES
+    from pixloom.pipelines.text_to_image import sampling_defaults
 
     parsed = {}
     for entry in entries:

@@ -35,6 +35,7 @@ import torch
 
 from pixloom import __version__
 from pixloom.errors import CheckpointError, InvalidValue, PixloomError
+from pixloom.families import TEXT_TO_IMAGE_FAMILIES
 from pixloom.io.safe_files import detect_format, read_safetensors_header
 from pixloom.io.state import flatten_state, unflatten_state
 
@@ -516,18 +517,14 @@ def tokenizer_decoder(
     return decoder, dict(new.model_config), new.sha256
 
 
-CRITIC_FAMILIES = ("token-ar", "maskgit", "mlp-gan", "dcgan", "stylegan")  # text-to-image
-# families whose best_of drafts a critic can judge
-
-
 def critic_weights(checkpoint: Checkpoint, critic: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:  # fmt: skip
     """The "critic" checkpoint `critic`'s weights named as inside `checkpoint` ("critic.*"),
     its model config and its sha256; `checkpoint` must be a text-to-image model (its best_of
     drafts are what a critic judges)."""
-    if checkpoint.family not in CRITIC_FAMILIES:
+    if checkpoint.family not in TEXT_TO_IMAGE_FAMILIES:
         raise InvalidValue("critic", str(critic),
                            f"no critic option: {checkpoint.path} is a {checkpoint.family} model; "
-                           f"a critic judges the drafts of {', '.join(CRITIC_FAMILIES)} models")  # fmt: skip
+                           f"a critic judges the drafts of {', '.join(TEXT_TO_IMAGE_FAMILIES)} models")  # fmt: skip
     new = load_checkpoint(critic)
     if new.family != "critic":
         raise InvalidValue("critic", str(critic),

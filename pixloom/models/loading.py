@@ -13,6 +13,7 @@ from typing import Any
 import torch.nn as nn
 
 from pixloom.errors import CheckpointError, InvalidValue, PixloomError
+from pixloom.families import TOKEN_FAMILIES
 
 _SHIPPED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -95,9 +96,6 @@ def load_model(directory: str | Path, *, verify: bool = True) -> tuple[nn.Module
     return model.eval(), checkpoint
 
 
-TOKEN_MODEL_FAMILIES = ("token-ar", "maskgit")  # they hold their frozen vq tokenizer
-
-
 def load_image_tokenizer(
     directory: str | Path, field: str = "tokenizer"
 ) -> tuple[nn.Module, dict[str, Any], Any]:
@@ -111,11 +109,11 @@ def load_image_tokenizer(
     model, checkpoint = load_model(directory)
     if checkpoint.family == "vq":
         return model, dict(checkpoint.model_config), checkpoint
-    if checkpoint.family in TOKEN_MODEL_FAMILIES:
+    if checkpoint.family in TOKEN_FAMILIES:
         return model.tokenizer.eval(), dict(checkpoint.model_config["tokenizer"]), checkpoint
     raise InvalidValue(
         field,
         str(directory),
-        f"a 'vq' tokenizer or a token model ({', '.join(TOKEN_MODEL_FAMILIES)}), "
+        f"a 'vq' tokenizer or a token model ({', '.join(TOKEN_FAMILIES)}), "
         f"not family {checkpoint.family!r}",
     )

@@ -27,16 +27,15 @@ from PIL import Image
 from pixloom import __version__
 from pixloom.devices import autocast, resolve_device, resolve_precision
 from pixloom.errors import InvalidValue, PixloomError, require
+from pixloom.families import GAN_FAMILIES, TEXT_TO_IMAGE_FAMILIES, TOKEN_FAMILIES
 from pixloom.sampling.truncation import conditional_mean_w, truncate
 
 DEFAULT_MODEL = "shapes-t2i"
 MAX_PROMPT_CHARS = 2000  # longer prompts are refused; encoders truncate tokens past max_length
 MAX_IMAGES = 256
 MAX_SEED = 2**63 - 1
-GAN_FAMILIES = ("mlp-gan", "dcgan", "stylegan")
 MAX_STEPS = 1000
 MAX_BEST_OF = 64
-TOKEN_FAMILIES = ("token-ar", "maskgit")
 # Request fields only some families use -> those families; the others refuse a set value.
 FIELD_FAMILIES = {
     "truncation": GAN_FAMILIES,
@@ -45,15 +44,15 @@ FIELD_FAMILIES = {
     "top_k": ("token-ar",),
     "top_p": ("token-ar",),
     "steps": ("maskgit",),
-    "best_of": TOKEN_FAMILIES + GAN_FAMILIES,
-    "judge": TOKEN_FAMILIES + GAN_FAMILIES,
+    "best_of": TEXT_TO_IMAGE_FAMILIES,
+    "judge": TEXT_TO_IMAGE_FAMILIES,
 }
 JUDGES = ("critic", "likelihood")
 SAMPLING_FIELDS = tuple(name for name in FIELD_FAMILIES if name != "truncation")
 # Request fields added after PNGs were written -> (the value that reproduces those PNGs, the
 # families that wrote such PNGs). A GAN PNG without `judge` drew one draft: nothing judged.
 REPLAY_ABSENT = {
-    "best_of": (1, TOKEN_FAMILIES + GAN_FAMILIES),
+    "best_of": (1, TEXT_TO_IMAGE_FAMILIES),
     "judge": ("likelihood", TOKEN_FAMILIES),
 }
 

@@ -24,9 +24,9 @@ from PIL import Image
 
 from pixloom.devices import autocast, resolve_device, resolve_precision
 from pixloom.errors import require
+from pixloom.families import TOKEN_FAMILIES
 from pixloom.models.token_transformer import TokenCondition
 from pixloom.pipelines.text_to_image import (
-    TOKEN_FAMILIES,
     Result,
     TextToImageRequest,
     checked_rows,

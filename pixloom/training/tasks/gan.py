@@ -44,8 +44,6 @@ from pixloom.training.tasks.gan_losses import (
     r1_penalty,
 )
 
-FAMILIES = ("mlp-gan", "dcgan", "stylegan")
-
 
 @dataclass
 class GanTaskOptions:
