@@ -50,7 +50,7 @@ def load_causal_lm(path: str):
 
     where = Path(path).expanduser()
     if not where.exists():
-        raise FileNotFoundError(f"--llm: {where} does not exist (a causal-LM directory or .gguf)")
+        raise FileNotFoundError(f"{where} does not exist (a causal-LM directory or .gguf)")
     extra = {"gguf_file": where.name} if where.suffix == ".gguf" else {}
     root = where.parent if extra else where
     tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True, **extra)
@@ -76,16 +76,18 @@ def completion_scores(model, tokenizer, prefix: str, candidates: list[str]) -> t
     return torch.stack(scores)
 
 
-def rank_words(model, tokenizer, words: list[str], candidates: list[str], template: str,
-               *, calibrate: bool) -> torch.Tensor:  # fmt: skip
-    """(len(words), len(candidates)) log-probabilities over the candidates, one row a word;
-    with `calibrate`, the content-free word's row is subtracted first."""
+def completion_table(model, tokenizer, words: list[str], candidates: list[str],
+                     template: str) -> torch.Tensor:  # fmt: skip
+    """(len(words), len(candidates)) log-likelihoods of each candidate after the template
+    filled with each word."""
+    rows = [completion_scores(model, tokenizer, template.format(w=w), candidates) for w in words]
+    return torch.stack(rows)
 
-    def row(word: str) -> torch.Tensor:
-        return completion_scores(model, tokenizer, template.format(w=word), candidates)
 
-    prior = row(CONTENT_FREE) if calibrate else 0
-    return torch.stack([(row(word) - prior).log_softmax(0) for word in words])
+def answers(table: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-probabilities over the candidates, one row a word; with the content-free word's
+    row `prior`, that row is subtracted first (contextual calibration)."""
+    return (table if prior is None else table - prior).log_softmax(-1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,10 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         truth = torch.tensor([canon.index(key) for key in canon for _ in paraphrases[key]])
         calibrated = []
         for template in TEMPLATES[kind]:
-            for calibrate in (False, True):
-                scores = rank_words(model, tokenizer, words, canon, template, calibrate=calibrate)
-                if calibrate:
-                    calibrated.append(scores)
+            table = completion_table(model, tokenizer, [*words, CONTENT_FREE], canon, template)
+            calibrated.append(answers(table[:-1], table[-1]))
+            for calibrate, scores in ((False, answers(table[:-1])), (True, calibrated[-1])):
                 right = int((scores.argmax(1) == truth).sum())
                 rows.append({"words": kind, "template": f'"{template}"',
                              "calibrated": "yes" if calibrate else "no",

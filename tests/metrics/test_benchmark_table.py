@@ -69,7 +69,7 @@ def test_paraphrase_llm_benchmark_scores_every_template_on_a_tiny_causal_lm(tmp_
     transformers = pytest.importorskip("transformers")
     import torch
 
-    from benchmarks.paraphrase_llm import CONTENT_FREE, main, rank_words
+    from benchmarks.paraphrase_llm import CONTENT_FREE, answers, completion_table, main
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "the", "is", "of", "n", "/"]
     words += ["red", "blue", "green", "circle", "square", "crimson", "colour", "kind"]
@@ -84,10 +84,13 @@ def test_paraphrase_llm_benchmark_scores_every_template_on_a_tiny_causal_lm(tmp_
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
 
-    scores = rank_words(model, tokenizer, ["crimson", CONTENT_FREE], ["red", "blue", "green"],
-                        "the colour {w} is a kind of", calibrate=True)  # fmt: skip
-    assert scores.shape == (2, 3) and torch.allclose(scores.exp().sum(1), torch.ones(2))
+    table = completion_table(model, tokenizer, ["crimson", CONTENT_FREE],
+                             ["red", "blue", "green"], "the colour {w} is a kind of")  # fmt: skip
+    assert table.shape == (2, 3) and (table < 0).all()  # log-likelihoods of the answers
+    scores = answers(table, table[1])
+    assert torch.allclose(scores.exp().sum(1), torch.ones(2))
     assert torch.allclose(scores[1], torch.full((3,), -torch.log(torch.tensor(3.0))))  # no prior
+    assert torch.equal(answers(table).argmax(1), table.argmax(1))
     main(["--llm", str(tmp_path)])
     table = capsys.readouterr().out
     assert table.count("/16 |") == 9 and table.count("/12 |") == 9  # 4 templates x 2 + summed
