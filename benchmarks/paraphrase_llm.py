@@ -62,18 +62,24 @@ def load_causal_lm(path: str):
 
 @torch.no_grad()
 def completion_scores(model, tokenizer, prefix: str, candidates: list[str]) -> torch.Tensor:
-    """Log-likelihood of " candidate" after `prefix`, summed over its tokens: (len(candidates),)."""
+    """Log-likelihood of " candidate" after `prefix`, summed over its tokens: (len(candidates),).
+
+    All candidates run in one batch, padded on the right: a causal model's real positions
+    never attend to the padding after them."""
     head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    start, scores = len(head), []
+    start, rows = len(head), []
     for candidate in candidates:
         ids = tokenizer(f"{prefix} {candidate}", add_special_tokens=False)["input_ids"]
         if ids[:start] != head or len(ids) == start:
             raise ValueError(f"the tokenizer splits {prefix!r} differently before {candidate!r}")
-        ids = torch.tensor([ids])
-        logp = model(ids).logits[0, :-1].log_softmax(-1)
-        positions = torch.arange(start - 1, ids.shape[1] - 1)
-        scores.append(logp[positions, ids[0, start:]].sum())
-    return torch.stack(scores)
+        rows.append(ids)
+    width = max(map(len, rows))
+    batch = torch.tensor([ids + [0] * (width - len(ids)) for ids in rows])
+    logp = model(batch).logits[:, :-1].log_softmax(-1)
+    return torch.stack([
+        logp[i, torch.arange(start - 1, len(ids) - 1), batch[i, start : len(ids)]].sum()
+        for i, ids in enumerate(rows)
+    ])  # fmt: skip
 
 
 def completion_table(model, tokenizer, words: list[str], candidates: list[str],
