@@ -4,8 +4,12 @@ The generator normalizes with BatchNorm as DCGAN does; its gain and bias are pre
 z and the projected text at every resolution (conditional BatchNorm, as in the class-
 conditional generators of Miyato & Koyama 2018 and BigGAN, Brock et al. 2019), so the
 caption steers every layer rather than only the input. The discriminator reads the text
-through a projection head (Miyato & Koyama 2018). In eval mode the generator uses running
-statistics; `recalibrate_batch_norm` recomputes them for averaged (EMA) weights.
+through a projection head (Miyato & Koyama 2018). At the `attention_sides`, the image
+positions of both networks also cross-attend to the prompt's token states (GigaGAN's
+generator and discriminator both do): the pooled vector alone barely tells "a red circle
+left of a blue square" from the same caption with the colours swapped. In eval mode the
+generator uses running statistics; `recalibrate_batch_norm` recomputes them for averaged
+(EMA) weights.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pixloom.models.gan_conditioning import (
     text_dim,
 )
 from pixloom.models.registry import register_model
+from pixloom.models.stylegan_layers import CrossAttention
 
 
 @dataclass
@@ -36,6 +41,9 @@ class DcganConfig:
     max_width: int = 256  # channel cap
     text_encoder: dict[str, Any] = field(default_factory=dict)  # encoder spec; {}: uncond.
     critic: dict[str, Any] = field(default_factory=dict)  # judges best_of drafts (export --critic)
+    attention_sides: list[int] = field(default_factory=list)  # sides where G and D attend to
+    # the prompt's token states (e.g. [8, 16]); empty: the pooled text only
+    attention_heads: int = 4
 
     def __post_init__(self) -> None:
         side = self.resolution
@@ -49,10 +57,34 @@ class DcganConfig:
         require(self.width >= 1, "model.width", self.width, "an integer >= 1")
         require(self.max_width >= self.width, "model.max_width", self.max_width, ">= width")
         text_dim(self.text_encoder)
+        sides = _sides(self)
+        for side in self.attention_sides:
+            require(side in sides, "model.attention_sides", self.attention_sides,
+                    f"sides among {sides}")  # fmt: skip
+            require(self.channels(side) % self.attention_heads == 0, "model.attention_heads",
+                    self.attention_heads, f"a divisor of {self.channels(side)} channels at "
+                    f"side {side}")  # fmt: skip
+        require(not self.attention_sides or bool(self.text_encoder), "model.attention_sides",
+                self.attention_sides, "empty for an unconditional model (no tokens to attend)")  # fmt: skip
 
     def channels(self, side: int) -> int:
         """Channels of the feature map of side `side`."""
         return min(self.width * self.resolution // side, self.max_width)
+
+
+def _attentions(config: DcganConfig) -> nn.ModuleDict:
+    """CrossAttention per configured side (keys are the sides as strings)."""
+    return nn.ModuleDict({
+        str(side): CrossAttention(config.channels(side), text_dim(config.text_encoder),
+                                  config.attention_heads)
+        for side in config.attention_sides
+    })  # fmt: skip
+
+
+def _attend(attentions: nn.ModuleDict, x: torch.Tensor, cond: Any) -> torch.Tensor:
+    """x + attention to the tokens when x's side has an attention layer, else x."""
+    side = str(x.shape[-1])
+    return attentions[side](x, cond.tokens, cond.mask) if side in attentions else x
 
 
 def _sides(config: DcganConfig) -> list[int]:
@@ -102,6 +134,7 @@ class DcganGenerator(nn.Module):
             for a, b in zip(sides[:-1], sides[1:])
         )
         self.act = nn.LeakyReLU(0.2)
+        self.attentions = _attentions(config)
         self.to_rgb = nn.Conv2d(config.channels(config.resolution), 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor, t: Any = None, cond: Any = None) -> torch.Tensor:
@@ -110,8 +143,9 @@ class DcganGenerator(nn.Module):
         c = z if self.text is None else torch.cat([z, self.text(cond.pooled.to(z.dtype))], 1)
         x = self.start(c).view(z.shape[0], -1, 4, 4)  # (B, C4, 4, 4)
         x = self.act(self.norms[0](x.contiguous(memory_format=torch.channels_last), c))
+        x = _attend(self.attentions, x, cond)
         for up, norm in zip(self.ups, self.norms[1:]):
-            x = self.act(norm(up(x), c))
+            x = _attend(self.attentions, self.act(norm(up(x), c)), cond)
         return torch.tanh(self.to_rgb(x))
 
 
@@ -128,6 +162,7 @@ class DcganDiscriminator(nn.Module):
             for a, b in zip(sides[:-1], sides[1:])
         )
         self.act = nn.LeakyReLU(0.2)
+        self.attentions = _attentions(config)
         features = config.channels(4)
         self.flat = nn.Linear(features * 16, features)
         self.head = ProjectionHead(features, text_dim(config.text_encoder))
@@ -135,9 +170,9 @@ class DcganDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, t: Any = None, cond: Any = None) -> torch.Tensor:
         """Images (B, 3, R, R) -> logits."""
         check_condition(self.config.text_encoder, cond, x.shape[0])
-        x = self.act(self.from_rgb(x))
+        x = _attend(self.attentions, self.act(self.from_rgb(x)), cond)
         for down in self.downs:
-            x = self.act(down(x))
+            x = _attend(self.attentions, self.act(down(x)), cond)
         h = self.act(self.flat(x.flatten(1)))  # (B, C4*16) -> (B, C4)
         return self.head(h, cond)
 

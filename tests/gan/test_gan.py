@@ -180,6 +180,7 @@ def test_builtin_encoder_learns_in_the_d_phase_only():
     "name",
     [
         "shapes-t2i",
+        "shapes-t2i-attention",
         "shapes-t2i-critic",
         "shapes-t2i-mlp",
         "shapes-t2i-stylegan",
@@ -195,6 +196,90 @@ def test_gan_presets_parse_with_valid_model_configs(name):
 
     config = config_from_dict(TrainConfig, load_preset(name))
     options = config_from_dict(GanTaskOptions, config.task_options, where="task_options")
-    fields = {**options.model_config, "resolution": config.resolution}
+    # the task fills in the encoder's spec; a stand-in of the same kind suffices here
+    text = {"name": options.text_encoder, "dim": 8} if options.text_encoder != "none" else {}
+    fields = {**options.model_config, "resolution": config.resolution, "text_encoder": text}
     model_config = config_from_dict(get_model_entry(options.model).config_cls, fields)
     assert config.task == "gan" and model_config.resolution == config.resolution
+
+
+def test_dcgan_attention_reads_token_states_in_both_networks():
+    """With attention_sides, G and D see the token states, not only the pooled vector:
+    two embeddings with one pooled vector but different tokens give different outputs."""
+    config = {**TINY["dcgan"], "text_encoder": SPEC, "attention_sides": [4, 8],
+              "attention_heads": 2}  # fmt: skip
+    torch.manual_seed(0)
+    generator = build_model("dcgan", config).eval()
+    discriminator = build_model("dcgan-discriminator", config).eval()
+    for net in (generator, discriminator):
+        assert sorted(net.attentions) == ["4", "8"]
+        for layer in net.attentions.values():  # open the zero-initialized residual branches
+            torch.nn.init.ones_(layer.gain)
+    cond = generator.text_encoder.encode(["a red circle", "a red circle"])
+    other = type(cond)(torch.randn_like(cond.tokens), cond.mask, cond.pooled)
+    z = torch.randn(1, 8).expand(2, -1)
+    with torch.no_grad():
+        images = generator(z, None, cond)
+        assert torch.equal(images[0], images[1])
+        assert not torch.allclose(generator(z, None, other), images)
+        assert not torch.allclose(discriminator(images, None, other),
+                                  discriminator(images, None, cond))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("attention_sides", [12], "model.attention_sides.*sides among"),
+        ("attention_heads", 3, "model.attention_heads.*a divisor"),
+    ],
+)
+def test_dcgan_bad_attention_config_names_field(field, value, match):
+    from pixloom.errors import InvalidValue
+
+    config = {**TINY["dcgan"], "text_encoder": SPEC, "attention_sides": [8], field: value}
+    with pytest.raises(InvalidValue, match=match):
+        build_model("dcgan", config)
+    with pytest.raises(InvalidValue, match="model.attention_sides.*unconditional"):
+        build_model("dcgan", {**TINY["dcgan"], "attention_sides": [8]})
+
+
+def test_swap_words_exchanges_two_different_words():
+    from pixloom.training.tasks.gan_losses import swap_words
+
+    generator = torch.Generator().manual_seed(0)
+    caption = "a red circle left of a blue square"
+    for _ in range(20):
+        swapped = swap_words(caption, generator)
+        assert swapped != caption and sorted(swapped.split()) == sorted(caption.split())
+        changed = [a != b for a, b in zip(swapped.split(), caption.split())]
+        assert sum(changed) == 2
+    assert swap_words("a a a") is None and swap_words("circle") is None and swap_words("") is None
+
+
+def test_swap_term_scores_real_images_against_their_swapped_captions():
+    """swap_weight adds softplus(D(real, swapped caption)) for the rows a swap changes;
+    a caption no swap changes ("a a") gets no row."""
+    from pixloom.training.tasks import gan_losses
+
+    seen = []
+    task = _task("dcgan", swap_weight=1.0, mismatch_weight=0.0)
+    encode = task.generator.text_encoder.encode
+    task.generator.text_encoder.encode = lambda captions: seen.append(captions) or encode(captions)
+    batch = {
+        "image": torch.rand(3, 3, 16, 16) * 2 - 1,
+        "caption": ["a red circle", "a a", "a star"],
+    }
+    torch.manual_seed(0)
+    loss, _ = task.loss("d", batch, 0)
+    swapped = seen[-1]
+    assert len(swapped) == 2 and all(s.split() != c.split() for s, c in
+                                     zip(swapped, ["a red circle", "a star"]))  # fmt: skip
+    assert sorted(swapped[1].split()) == ["a", "star"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    logits = torch.tensor([0.5, -1.0])
+    base = gan_losses.discriminator_loss(torch.zeros(2), torch.zeros(2))
+    with_swap = gan_losses.discriminator_loss(torch.zeros(2), torch.zeros(2),
+                                              swap_logits=logits, swap_weight=2.0)  # fmt: skip
+    expected = base + 2.0 * torch.nn.functional.softplus(logits).mean()
+    assert torch.allclose(with_swap, expected)

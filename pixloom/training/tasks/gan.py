@@ -6,7 +6,8 @@ the generator, the projection discriminator and the pipeline need nothing else.
 
 Phases (StyleGAN2-ADA's layout, Karras et al. 2020): "g" (non-saturating loss, style
 mixing for stylegan), "d" (logistic loss + the matching-aware term: real image with a
-shifted caption counts as fake, Reed et al. 2016) and the lazy "r1" phase every
+shifted caption counts as fake, Reed et al. 2016; with `swap_weight`, also with its own
+caption with two words swapped) and the lazy "r1" phase every
 `r1_interval` steps (Mescheder et al. 2018). DiffAugment (Zhao et al. 2020) is applied to
 every image the discriminator sees. The engine keeps an EMA of the generator, which holds
 the built-in text encoder when there is one; that encoder is trained by the D phase only
@@ -42,6 +43,7 @@ from pixloom.training.tasks.gan_losses import (
     generator_loss,
     mismatched,
     r1_penalty,
+    swap_words,
 )
 
 
@@ -61,6 +63,8 @@ class GanTaskOptions:
     r1_gamma: float = 0.05  # R1 weight (0 disables the phase)
     r1_interval: int = 16  # lazy regularization interval
     mismatch_weight: float = 0.5  # matching-aware D term (0 disables)
+    swap_weight: float = 0.0  # the same term on each real image's own caption with two
+    # words swapped (hard negatives; 0 disables)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
     style_mixing: float = 0.9  # stylegan: probability of mixing two ws in the G phase
     diversity_weight: float = 0.0  # mode-seeking term (MSGAN): same caption, different z
@@ -78,9 +82,8 @@ class GanTaskOptions:
             require(getattr(self, name) > 0, f"task_options.{name}", getattr(self, name), "> 0")
         require(self.r1_gamma >= 0, "task_options.r1_gamma", self.r1_gamma, ">= 0")
         require(self.r1_interval >= 1, "task_options.r1_interval", self.r1_interval, ">= 1")
-        require(
-            self.mismatch_weight >= 0, "task_options.mismatch_weight", self.mismatch_weight, ">= 0"
-        )
+        for name in ("mismatch_weight", "swap_weight"):
+            require(getattr(self, name) >= 0, f"task_options.{name}", getattr(self, name), ">= 0")
         require(
             0 <= self.style_mixing <= 1, "task_options.style_mixing", self.style_mixing, "0 to 1"
         )
@@ -305,15 +308,31 @@ class GanTask:
             if cond is not None and self.options.mismatch_weight > 0 and count > 1:
                 wrong_cond = cond.select(mismatched(count, device))
                 wrong = self.discriminator(diff_augment(real, policy), None, wrong_cond)
+            swapped = self.swapped_logits(real, prompts, device)
             loss = discriminator_loss(
-                real_logits, fake_logits, wrong, mismatch_weight=self.options.mismatch_weight
-            )
+                real_logits, fake_logits, wrong, mismatch_weight=self.options.mismatch_weight,
+                swap_logits=swapped, swap_weight=self.options.swap_weight,
+            )  # fmt: skip
             metrics = {
                 "real": float(real_logits.detach().float().mean()),
                 "fake": float(fake_logits.detach().float().mean()),
             }
             return loss, metrics
         return self.r1_loss(real, cond)
+
+    def swapped_logits(self, real: torch.Tensor, prompts: list[str], device: torch.device):
+        """D's logits for the real images whose captions a word swap changes, each paired
+        with its swapped caption (None when the term is off or unconditional)."""
+        if self.options.swap_weight == 0 or not self.model_config.text_encoder:
+            return None
+        swaps = [swap_words(prompt) for prompt in prompts]
+        rows = [i for i, swap in enumerate(swaps) if swap is not None]
+        if len(rows) < 2:  # the projection head's BatchNorm needs two rows, as `mismatched`
+            return None
+        with torch.set_grad_enabled(self.trains_encoder):
+            cond = self.embed(self.generator, [swaps[i] for i in rows], device)
+        images = real[torch.tensor(rows, device=device)]
+        return self.discriminator(diff_augment(images, self.options.augment), None, cond)
 
     def latents(self, count: int, device: torch.device) -> torch.Tensor:
         """Standard normal latents (B, z_dim)."""
